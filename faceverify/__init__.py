@@ -1,0 +1,15 @@
+"""Face verification for identity checks: is the person on the ID photo the person in the selfie?
+
+The pipeline, one module per stage:
+    images      bytes / data URI / base64 -> upright BGR pixels (limits enforced)
+    faces       pixels -> detected faces -> the main face
+    embeddings  main face -> aligned crop -> unit embedding
+    compare     two embeddings -> cosine similarity -> match
+    verifier    the whole pipeline: FaceVerifier.verify(image1, image2) -> Verification
+    modelpack   the detector and recognizer, loaded from a checked manifest-V2 folder
+"""
+
+from .errors import ImageError, ImageProblem, ModelPackError
+from .verifier import FaceReport, FaceVerifier, Verification
+
+__all__ = ["FaceVerifier", "Verification", "FaceReport", "ImageError", "ImageProblem", "ModelPackError"]

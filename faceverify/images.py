@@ -1,0 +1,220 @@
+"""Stage 1, image in: turn what a caller sent into a BGR pixel array the models can read.
+
+Callers send an uploaded file (Cog hands us a path it wrote itself), a `data:` URI or a bare
+base64 string. A plain string is only ever decoded as base64: it is never opened as a path on
+this server and never fetched as a URL.
+
+Decoding uses Pillow (with pillow-heif for HEIC/HEIF phone photos) and accepts only the
+formats listed in `ACCEPTED_FORMATS`, so Pillow never hands an upload to an exotic decoder.
+EXIF orientation is applied, every colour mode is brought to 8-bit RGB (transparency is laid
+over white), and the result is returned in BGR order, which InsightFace's models expect.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import math
+import re
+import urllib.parse
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from .errors import ImageError, ImageProblem
+
+try:  # HEIC/HEIF support is optional at import time, required by requirements.txt
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+except ImportError:  # pragma: no cover - the pinned requirements always install it
+    pillow_heif = None
+
+MAX_BYTES = 25 * 1024 * 1024
+"""Largest accepted encoded image (25 MiB), before or after base64 decoding."""
+
+MAX_PIXELS = 50_000_000
+"""Largest accepted image, in pixels (50 megapixels), read from the header before decoding."""
+
+MIN_SIDE = 32
+"""Shortest accepted side in pixels; a face in a smaller image cannot be recognised."""
+
+WORKING_MAX_SIDE = 2048
+"""Larger images are scaled down to this longest side before detection (boxes are mapped back)."""
+
+ACCEPTED_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "BMP", "TIFF", "GIF", "HEIF")
+
+# Pillow's own bomb check would stop at 2x its limit; ours runs first, from the header.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+_DATA_URI = re.compile(r"^data:(?P<media>[^,;]*)(?P<params>(;[^,;]*)*?),", re.IGNORECASE | re.DOTALL)
+_WHITESPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """An image ready for detection.
+
+    `pixels` is an HxWx3 uint8 BGR array, possibly scaled down from the original;
+    `original_size` is (width, height) of the upright original; `scale` maps original
+    coordinates to `pixels` coordinates (pixels = original * scale, scale <= 1).
+    """
+
+    pixels: np.ndarray
+    original_size: tuple[int, int]
+    scale: float
+
+
+def read_upload(path: Path) -> bytes:
+    """Read an uploaded file that Cog wrote to disk; raise ImageError if it is empty or too big."""
+    size = path.stat().st_size
+    if size > MAX_BYTES:
+        raise ImageError(ImageProblem.TOO_LARGE, f"the file is {size / 2**20:.1f} MB; the limit is {MAX_BYTES // 2**20} MB")
+    with path.open("rb") as stream:
+        return stream.read()
+
+
+def bytes_from_text(text: str) -> bytes:
+    """Decode a `data:` URI or a bare base64 string into image bytes.
+
+    Whitespace and newlines inside base64 are ignored, URL-safe base64 and missing padding
+    are accepted. The media type a data URI declares is not trusted: the bytes decide.
+    Anything else (a file path, a `file://` or `http://` URL, random text) raises ImageError.
+    """
+    if not text or not text.strip():
+        raise ImageError(ImageProblem.INVALID, "the image is an empty string")
+    if len(text) > MAX_BYTES * 4 // 3 + 4096:
+        raise ImageError(ImageProblem.TOO_LARGE, f"the encoded image is over the {MAX_BYTES // 2**20} MB limit")
+    stripped = text.strip()
+    match = _DATA_URI.match(stripped)
+    if match:
+        payload = stripped[match.end():]
+        if ";base64" not in match.group("params").lower():
+            data = urllib.parse.unquote_to_bytes(payload)
+            if not data:
+                raise ImageError(ImageProblem.INVALID, "the data URI carries no data")
+            return data
+        return _decode_base64(payload)
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", stripped) or stripped.startswith(("/", "./", "../", "~")):
+        raise ImageError(
+            ImageProblem.INVALID,
+            "the image is a URL or a file path that the model cannot use: send an uploaded file, "
+            "an http(s) URL as a file input, a data URI or base64 (paths on the server are never opened)",
+        )
+    return _decode_base64(stripped)
+
+
+def _decode_base64(payload: str) -> bytes:
+    compact = _WHITESPACE.sub("", payload).replace("-", "+").replace("_", "/")
+    compact += "=" * (-len(compact) % 4)
+    try:
+        data = base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError):
+        raise ImageError(ImageProblem.INVALID, "the image is neither an uploaded file nor valid base64 or a data URI") from None
+    if not data:
+        raise ImageError(ImageProblem.INVALID, "the image is empty")
+    return data
+
+
+def decode_image(data: bytes) -> DecodedImage:
+    """Decode image bytes into an upright BGR array, enforcing the size limits.
+
+    Raises ImageError: INVALID (empty, not an accepted image format, corrupt), TOO_LARGE
+    (over MAX_BYTES or MAX_PIXELS), TOO_SMALL (a side under MIN_SIDE).
+    """
+    if not data:
+        raise ImageError(ImageProblem.INVALID, "the image file is empty")
+    if len(data) > MAX_BYTES:
+        raise ImageError(ImageProblem.TOO_LARGE, f"the image is {len(data) / 2**20:.1f} MB; the limit is {MAX_BYTES // 2**20} MB")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+        _check_size(image.size)
+        header_width, header_height = image.size
+        orientation = _orientation(image)
+        _draft_for_working_size(image)
+        image.load()
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(ImageProblem.TOO_LARGE, f"the image has more than {MAX_PIXELS // 1_000_000} megapixels") from None
+    except Image.UnidentifiedImageError:
+        raise ImageError(
+            ImageProblem.INVALID,
+            "the file is not an image in an accepted format (JPEG, PNG, WebP, BMP, TIFF, GIF, HEIC)",
+        ) from None
+    except MemoryError:
+        raise ImageError(ImageProblem.TOO_LARGE, "the image is too large to decode") from None
+    except Exception:  # Pillow's decoders raise many types for corrupt data
+        raise ImageError(ImageProblem.INVALID, "the image data is corrupt or truncated and cannot be decoded") from None
+
+    turned = orientation in (5, 6, 7, 8)
+    original_width, original_height = (header_height, header_width) if turned else (header_width, header_height)
+    rgb = _to_rgb(_apply_exif_orientation(image, orientation))
+    # Draft mode may already have reduced a JPEG; measure the scale from the real result.
+    if max(rgb.size) > WORKING_MAX_SIDE:
+        rgb.thumbnail((WORKING_MAX_SIDE, WORKING_MAX_SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    scale = rgb.size[0] / original_width
+    bgr = np.ascontiguousarray(np.asarray(rgb)[:, :, ::-1])
+    return DecodedImage(pixels=bgr, original_size=(original_width, original_height), scale=scale)
+
+
+def _check_size(size: tuple[int, int]) -> None:
+    width, height = size
+    if width * height > MAX_PIXELS:
+        raise ImageError(
+            ImageProblem.TOO_LARGE,
+            f"the image is {width}x{height} pixels; the limit is {MAX_PIXELS // 1_000_000} megapixels",
+        )
+    if min(width, height) < MIN_SIDE:
+        raise ImageError(
+            ImageProblem.TOO_SMALL,
+            f"the image is {width}x{height} pixels; each side must be at least {MIN_SIDE} pixels",
+        )
+
+
+def _draft_for_working_size(image: Image.Image) -> None:
+    """Let the JPEG decoder skip detail we would throw away (DCT scaling, up to 8x faster)."""
+    if image.format not in ("JPEG", "MPO") or max(image.size) <= WORKING_MAX_SIDE:
+        return
+    ratio = WORKING_MAX_SIDE / max(image.size)
+    image.draft("RGB", (math.ceil(image.size[0] * ratio), math.ceil(image.size[1] * ratio)))
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        value = image.getexif().get(0x0112, 1)
+        return int(value) if int(value) in range(1, 9) else 1
+    except Exception:  # a corrupt EXIF block must not reject an otherwise good photo
+        return 1
+
+
+def _apply_exif_orientation(image: Image.Image, orientation: int) -> Image.Image:
+    if orientation == 1:
+        return image
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:
+        return image
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Bring any Pillow mode to 8-bit RGB: 16/32-bit greyscale is rescaled, alpha is laid over white."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        peak = float(values.max()) if values.size else 0.0
+        divisor = 257.0 if peak > 255 and image.mode != "F" else (1 / 255 if 0 < peak <= 1.0 else 1.0)
+        grey = np.clip(values / divisor, 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")

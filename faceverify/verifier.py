@@ -1,0 +1,160 @@
+"""Stage 5, result out: compare the faces in two images and say whether they are one person.
+
+    verifier = FaceVerifier.load("weights/buffalo_l")
+    result = verifier.verify(Path("id_card.jpg"), Path("selfie.jpg"))
+    result.match, result.similarity, result.error_code
+
+`image1` is the reference (the ID document or its portrait), `image2` the probe (the selfie).
+Each can be `bytes`, a `pathlib.Path` to a file, or a `str` holding a data URI or base64.
+A `str` is never opened as a path or fetched as a URL. A problem with an image is not an
+exception: it comes back as a `Verification` with `match=False` and an `error_code`; the first
+image with a problem is reported and the other is not examined further.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .compare import check_threshold, cosine_similarity, is_match
+from .embeddings import align_face, embed_faces
+from .errors import ImageError, ImageProblem
+from .faces import DETECTION_SIZES, DetectedFace, choose_main_face, detect_faces
+from .images import DecodedImage, bytes_from_text, decode_image, read_upload
+from .modelpack import ModelPack, load_model_pack
+
+ImageInput = bytes | str | Path | None
+IMAGE_NAMES = ("image1", "image2")
+
+
+@dataclass(frozen=True)
+class FaceReport:
+    """What was found in one image: how many faces, and the chosen face's box
+    `[x1, y1, x2, y2]` in original (upright) image pixels and detection score."""
+
+    face_count: int = 0
+    box: list[float] | None = None
+    score: float | None = None
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The answer for one pair. `match` is False whenever no comparison was made."""
+
+    match: bool
+    similarity: float | None
+    threshold: float
+    error_code: str | None = None
+    error: str | None = None
+    image1: FaceReport = field(default_factory=FaceReport)
+    image2: FaceReport = field(default_factory=FaceReport)
+
+
+@dataclass(frozen=True)
+class FoundFace:
+    """An image's chosen face, ready for embedding, and everything found with it."""
+
+    image: DecodedImage
+    faces: list[DetectedFace]
+    face: DetectedFace
+
+    def report(self) -> FaceReport:
+        """The chosen face's box mapped back to original pixels, for the caller."""
+        width, height = self.image.original_size
+        x1, y1, x2, y2 = (v / self.image.scale for v in self.face.box)
+        box = [round(min(max(x1, 0.0), width), 1), round(min(max(y1, 0.0), height), 1),
+               round(min(max(x2, 0.0), width), 1), round(min(max(y2, 0.0), height), 1)]
+        return FaceReport(face_count=len(self.faces), box=box, score=round(self.face.score, 4))
+
+
+def image_bytes(value: ImageInput) -> bytes:
+    """The encoded bytes of one input: a file's content, or a data URI / base64 string decoded.
+    Raises ImageError for a missing input, an unreadable file or a string that is not base64."""
+    if value is None:
+        raise ImageError(ImageProblem.MISSING, "no image was sent")
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    if isinstance(value, Path):
+        try:
+            return read_upload(value)
+        except OSError:
+            raise ImageError(ImageProblem.INVALID, "the uploaded file cannot be read") from None
+    if isinstance(value, str):
+        return bytes_from_text(value)
+    raise ImageError(ImageProblem.INVALID, f"an image must be a file, a data URI or base64, not {type(value).__name__}")
+
+
+class FaceVerifier:
+    """A loaded model pack and the pipeline that compares two images with it."""
+
+    def __init__(self, pack: ModelPack) -> None:
+        self.pack = pack
+        self.recognizer_size = int(pack.recognizer.input_size[0])
+
+    @classmethod
+    def load(cls, pack_path: str | Path) -> "FaceVerifier":
+        """Load and check the pack in `pack_path` (raises ModelPackError), then warm it up."""
+        verifier = cls(load_model_pack(pack_path))
+        verifier.warm_up()
+        return verifier
+
+    @property
+    def default_threshold(self) -> float | None:
+        """The pack's calibrated threshold, or None for a pack without a calibration."""
+        return self.pack.calibration.default_threshold if self.pack.calibration else None
+
+    def warm_up(self) -> None:
+        """Run every network once at every input size so the first real request is not slow
+        (ONNX Runtime and InsightFace build per-size sessions and plans on first use)."""
+        blank = np.full((480, 640, 3), 127, dtype=np.uint8)
+        detect_faces(self.pack.detector, blank)
+        crop = np.zeros((self.recognizer_size, self.recognizer_size, 3), dtype=np.uint8)
+        embed_faces(self.pack.recognizer, [crop, crop], self.pack.recognizer_takes_batches)
+
+    def find_face(self, value: ImageInput) -> FoundFace:
+        """Decode one input and choose its face. Raises ImageError (invalid, too large/small, no face)."""
+        image = decode_image(image_bytes(value))
+        faces = detect_faces(self.pack.detector, image.pixels)
+        height, width = image.pixels.shape[:2]
+        return FoundFace(image=image, faces=faces, face=choose_main_face(faces, width, height))
+
+    def embed(self, found: list[FoundFace]) -> np.ndarray:
+        """Unit embeddings of the chosen faces, one row each, in one batch where the recognizer allows."""
+        crops = [align_face(item.image.pixels, item.face, self.recognizer_size) for item in found]
+        return embed_faces(self.pack.recognizer, crops, self.pack.recognizer_takes_batches)
+
+    def verify(self, image1: ImageInput, image2: ImageInput, threshold: float | None = None) -> Verification:
+        """Compare the main face of `image1` (reference) with that of `image2` (probe).
+
+        `threshold` in [0, 1] overrides the pack's calibrated default; a bad threshold, or no
+        threshold for a pack without calibration, raises ValueError (a caller bug).
+        """
+        if threshold is None:
+            if self.default_threshold is None:
+                raise ValueError(
+                    f"model pack {self.pack.model_id} has no calibrated default threshold; pass threshold "
+                    "(calibrate one on your own data, see README)"
+                )
+            threshold = self.default_threshold
+        threshold = check_threshold(threshold)
+
+        found: list[FoundFace] = []
+        for name, value in zip(IMAGE_NAMES, (image1, image2)):
+            try:
+                found.append(self.find_face(value))
+            except ImageError as problem:
+                reports = [item.report() for item in found] + [FaceReport()] * (2 - len(found))
+                return Verification(
+                    match=False, similarity=None, threshold=threshold,
+                    error_code=problem.code_for(name), error=f"{name}: {problem.message}",
+                    image1=reports[0], image2=reports[1],
+                )
+        embeddings = self.embed(found)
+        similarity = cosine_similarity(embeddings[0], embeddings[1])
+        return Verification(
+            match=is_match(similarity, threshold), similarity=similarity, threshold=threshold,
+            image1=found[0].report(), image2=found[1].report(),
+        )

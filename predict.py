@@ -1,0 +1,70 @@
+"""Cog adapter: `Predictor.setup()` loads a model pack, `predict()` compares two images.
+
+All logic lives in the `faceverify` package; this file only maps Cog's inputs and outputs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path as LocalPath
+from typing import Any, Optional
+
+from cog import BaseModel, BasePredictor, Input, Path
+
+from faceverify import FaceVerifier, ModelPackError, Verification
+from faceverify.verifier import FaceReport
+
+DEFAULT_WEIGHTS = LocalPath(__file__).resolve().parent / "weights" / "buffalo_l"
+
+
+class Output(BaseModel):
+    """One flat record (Cog has no nested outputs). `match` is false whenever `error_code` is set."""
+
+    match: bool
+    similarity: Optional[float]
+    threshold: float
+    error_code: Optional[str]
+    error: Optional[str]
+    image1_face_count: int
+    image1_face_box: Optional[list[float]]
+    image1_face_score: Optional[float]
+    image2_face_count: int
+    image2_face_box: Optional[list[float]]
+    image2_face_score: Optional[float]
+    model_pack: str
+
+
+class Predictor(BasePredictor):
+    def setup(self, weights: Optional[Any] = None) -> None:
+        """Load and check the model pack: `weights` (Cog passes COG_WEIGHTS), else weights/buffalo_l.
+
+        Only a local folder is accepted; a URL is refused because the model never downloads.
+        """
+        source = str(weights) if weights else os.environ.get("COG_WEIGHTS") or str(DEFAULT_WEIGHTS)
+        if "://" in source:
+            raise ModelPackError(f"COG_WEIGHTS must be a local model pack folder, not a URL ({source!r}); nothing is downloaded at run time.")
+        self.verifier = FaceVerifier.load(source)
+
+    def predict(
+        self,
+        image1: Path = Input(description="Reference photo: the identity document, or a crop of its portrait. File, URL, data URI or base64."),
+        image2: Path = Input(description="Probe photo: the live selfie. File, URL, data URI or base64."),
+        threshold: Optional[float] = Input(
+            description="Match when similarity >= threshold. Omit for the model pack's calibrated default.",
+            default=None, ge=0.0, le=1.0,
+        ),
+    ) -> Output:
+        """Compare the main face of image1 with the main face of image2."""
+        return to_output(self.verifier.verify(image1, image2, threshold), self.verifier.pack.model_id)
+
+
+def to_output(result: Verification, model_pack: str) -> Output:
+    """Flatten a Verification into Cog's output record."""
+    def face(prefix: str, report: FaceReport) -> dict[str, Any]:
+        return {f"{prefix}_face_count": report.face_count, f"{prefix}_face_box": report.box, f"{prefix}_face_score": report.score}
+
+    return Output(
+        match=result.match, similarity=result.similarity, threshold=result.threshold,
+        error_code=result.error_code, error=result.error,
+        **face("image1", result.image1), **face("image2", result.image2), model_pack=model_pack,
+    )
