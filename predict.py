@@ -6,6 +6,7 @@ All logic lives in the `faceverify` package; this file only maps Cog's inputs an
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path as LocalPath
 from typing import Any, Optional
 
@@ -55,7 +56,30 @@ class Predictor(BasePredictor):
         ),
     ) -> Output:
         """Compare the main face of image1 with the main face of image2."""
-        return to_output(self.verifier.verify(image1, image2, threshold), self.verifier.pack.model_id)
+        result = self.verifier.verify(caller_image(image1), caller_image(image2), threshold)
+        return to_output(result, self.verifier.pack.model_id)
+
+
+def caller_image(value: Any) -> Any:
+    """What the caller sent, made safe to read.
+
+    Cog turns an upload, URL or data URI into a file it writes in the temporary folder; only
+    such a file is read. Any other path (Cog's Path type accepts a plain string such as
+    `/etc/passwd` as a local path) is handed on as text, which is decoded as base64 and so
+    refused with `image<N>_invalid`: a file on the server is never opened for a caller.
+    """
+    if isinstance(value, LocalPath) and not written_by_cog(value):
+        return str(value)
+    return value
+
+
+def written_by_cog(path: LocalPath) -> bool:
+    """True for a regular file (not a link) inside the temporary folder, where Cog stores inputs."""
+    temp = LocalPath(tempfile.gettempdir()).resolve()
+    try:
+        return not path.is_symlink() and path.resolve().parent.is_relative_to(temp) and path.is_file()
+    except OSError:
+        return False
 
 
 def to_output(result: Verification, model_pack: str) -> Output:

@@ -46,13 +46,14 @@ MIN_SIDE = 32
 WORKING_MAX_SIDE = 2048
 """Larger images are scaled down to this longest side before detection (boxes are mapped back)."""
 
-ACCEPTED_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "BMP", "TIFF", "GIF", "HEIF")
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF", "HEIF")
 
 # Pillow's own bomb check would stop at 2x its limit; ours runs first, from the header.
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 _DATA_URI = re.compile(r"^data:(?P<media>[^,;]*)(?P<params>(;[^,;]*)*?),", re.IGNORECASE | re.DOTALL)
 _WHITESPACE = re.compile(r"\s+")
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:/")
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,9 @@ def bytes_from_text(text: str) -> bytes:
                 raise ImageError(ImageProblem.INVALID, "the data URI carries no data")
             return data
         return _decode_base64(payload)
-    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", stripped) or stripped.startswith(("/", "./", "../", "~")):
+    # Base64 of a JPEG starts with "/9j/", so only a short string is taken for a path.
+    looks_like_path = len(stripped) < 256 and stripped.startswith(("/", "./", "../", "~"))
+    if _URL.match(stripped) or looks_like_path:
         raise ImageError(
             ImageProblem.INVALID,
             "the image is a URL or a file path that the model cannot use: send an uploaded file, "
