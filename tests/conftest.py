@@ -93,7 +93,8 @@ class CogServer:
             time.sleep(0.1)
 
     def logs(self) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:

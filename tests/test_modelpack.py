@@ -1,0 +1,101 @@
+"""Setup: the model pack is checked before use and never downloaded."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from conftest import TEST_PACK
+from faceverify import FaceVerifier, ModelPackError
+
+
+@pytest.fixture
+def pack_copy(tmp_path):
+    """A private copy of the test pack that a test may damage."""
+    target = tmp_path / "pack"
+    shutil.copytree(TEST_PACK, target)
+    for path in target.iterdir():
+        path.chmod(0o644)
+    return target
+
+
+def load_error(path) -> str:
+    with pytest.raises(ModelPackError) as raised:
+        FaceVerifier.load(path)
+    return str(raised.value)
+
+
+def test_the_test_pack_loads_only_detection_and_recognition(verifier):
+    assert verifier.pack.model_id == "scrfd2.5g-sface"
+    assert verifier.default_threshold == 0.38
+    assert set(verifier.pack.sha256) == {"detection", "recognition"}
+
+
+def test_missing_folder_is_not_taken_for_a_model_name_to_download(tmp_path):
+    message = load_error(tmp_path / "buffalo_l")
+    assert "does not exist" in message and "script/download-weights" in message
+
+
+def test_bare_model_name_is_refused_not_downloaded():
+    assert "does not exist" in load_error("buffalo_l")
+
+
+def test_folder_without_manifest_is_refused(pack_copy):
+    (pack_copy / "manifest.json").unlink()
+    assert "no manifest.json" in load_error(pack_copy)
+
+
+@pytest.mark.parametrize("task,file_name", [("detection", "det_2.5g.onnx"), ("recognition", "sface_int8bq.onnx")])
+def test_missing_weight_file_is_named(pack_copy, task, file_name):
+    (pack_copy / file_name).unlink()
+    message = load_error(pack_copy)
+    assert file_name in message and "script/download-weights" in message
+
+
+@pytest.mark.parametrize("file_name", ["det_2.5g.onnx", "sface_int8bq.onnx"])
+def test_truncated_weight_file_fails_its_checksum(pack_copy, file_name):
+    path = pack_copy / file_name
+    path.write_bytes(path.read_bytes()[:100_000])
+    message = load_error(pack_copy)
+    assert file_name in message and "sha256" in message
+
+
+def test_tampered_weight_file_fails_its_checksum(pack_copy):
+    path = pack_copy / "sface_int8bq.onnx"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert "sface_int8bq.onnx" in load_error(pack_copy)
+
+
+def test_manifest_without_sha256_is_refused(pack_copy):
+    manifest = json.loads((pack_copy / "manifest.json").read_text())
+    del manifest["tasks"]["recognition"]["sha256"]
+    (pack_copy / "manifest.json").write_text(json.dumps(manifest))
+    assert "no sha256" in load_error(pack_copy)
+
+
+def test_calibration_in_the_pack_folder_sets_the_default(pack_copy, verifier):
+    record = {"sha256": verifier.pack.sha256, "default_threshold": 0.5, "method": "test", "source": "test"}
+    (pack_copy / "calibration.json").write_text(json.dumps(record))
+    assert FaceVerifier.load(pack_copy).default_threshold == 0.5
+
+
+def test_pack_without_calibration_needs_an_explicit_threshold(verifier):
+    from dataclasses import replace
+
+    from conftest import case
+
+    uncalibrated = FaceVerifier(replace(verifier.pack, calibration=None))
+    with pytest.raises(ValueError, match="no calibrated default threshold"):
+        uncalibrated.verify(case("single-face/obama.jpg"), case("single-face/obama2.jpg"))
+    assert uncalibrated.verify(case("single-face/obama.jpg"), case("single-face/obama2.jpg"), 0.5).match is True
+
+
+def test_unknown_pack_has_no_default_threshold(verifier):
+    from faceverify.modelpack import find_calibration
+
+    assert find_calibration(TEST_PACK, {"detection": "0" * 64, "recognition": "1" * 64}) is None
+    assert find_calibration(TEST_PACK, verifier.pack.sha256).default_threshold == 0.38

@@ -1,0 +1,159 @@
+"""The whole pipeline on real photos with the real test pack: FaceVerifier.verify."""
+
+from __future__ import annotations
+
+import base64
+import math
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import case, encode
+from test_images import png_header_only
+
+CARD_BACKS = ["0_id-esp.png", "53_id-d.jpg", "77_card-cmw.png", "100_id-che.jpg", "100_id-mac.jpg", "100_id-si.jpg", "100_id-usa.jpg"]
+
+
+def test_two_photos_of_one_person_match(verifier):
+    result = verifier.verify(case("single-face/obama.jpg"), case("single-face/obama2.jpg"))
+    assert result.error_code is None
+    assert result.match is True
+    assert result.similarity >= result.threshold == verifier.default_threshold
+    assert result.image1.face_count == 1 and result.image2.face_count == 1
+
+
+def test_two_people_do_not_match(verifier):
+    result = verifier.verify(case("single-face/obama.jpg"), case("single-face/biden.jpg"))
+    assert result.error_code is None
+    assert result.match is False
+    assert result.similarity < result.threshold
+
+
+def test_similarity_is_a_rounded_cosine_and_symmetric(verifier):
+    forward = verifier.verify(case("single-face/obama.jpg"), case("single-face/obama3.jpg"))
+    backward = verifier.verify(case("single-face/obama3.jpg"), case("single-face/obama.jpg"))
+    assert -1.0 <= forward.similarity <= 1.0 and round(forward.similarity, 4) == forward.similarity
+    assert forward.similarity == pytest.approx(backward.similarity, abs=1e-4)
+
+
+@pytest.mark.parametrize("name", [f"hopper_orientation_{n}.{ext}" for n in range(2, 9) for ext in ("jpg", "webp")])
+def test_exif_rotated_copy_matches_the_upright_photo(verifier, name):
+    result = verifier.verify(case("exif/hopper.jpg"), case(f"exif/{name}"))
+    assert result.match is True, result
+    assert result.similarity > 0.8
+
+
+def test_box_is_in_original_pixels_of_a_scaled_down_photo(verifier):
+    photo = Image.open(case("single-face/obama.jpg"))
+    big = photo.resize((photo.width * 3, photo.height * 3))
+    small_result = verifier.verify(case("single-face/obama.jpg"), case("single-face/obama2.jpg"))
+    big_result = verifier.verify(encode(big, "JPEG", quality=90), case("single-face/obama2.jpg"))
+    for small, large in zip(small_result.image1.box, big_result.image1.box):
+        assert large == pytest.approx(small * 3, abs=12)
+    assert big_result.match is True
+
+
+def test_passport_with_ghost_portrait_compares_the_main_portrait(verifier):
+    result = verifier.verify(case("id-documents/100_pass-cze.jpg"), case("id-documents/100_pass-cze.jpg"))
+    assert result.image1.face_count == 2, "the portrait and its ghost are both found"
+    x1, y1, x2, y2 = result.image1.box
+    assert x2 < 300, "the main portrait is on the left; the ghost is on the right"
+    assert (x2 - x1) * (y2 - y1) > 5000
+
+
+@pytest.mark.parametrize("name", ["100_pass-cze2.jpg", "100_pass-fin.png", "24_pass-egy.jpg"])
+def test_other_ghost_specimens_choose_the_larger_portrait(verifier, name):
+    found = verifier.find_face(case(f"id-documents/{name}").read_bytes())
+    largest = max(found.faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+    assert found.face == largest
+
+
+def test_crop_of_the_document_portrait_matches_the_full_document(verifier):
+    card = Image.open(case("id-documents/100_pass-cze.jpg"))
+    x1, y1, x2, y2 = verifier.find_face(case("id-documents/100_pass-cze.jpg")).report().box
+    crop = card.crop((int(x1) - 30, int(y1) - 30, int(x2) + 30, int(y2) + 30))
+    result = verifier.verify(case("id-documents/100_pass-cze.jpg"), encode(crop, "PNG"))
+    assert result.match is True, result
+
+
+@pytest.mark.parametrize("name", CARD_BACKS)
+def test_card_backs_have_no_face(verifier, name):
+    result = verifier.verify(case(f"id-documents/{name}"), case("single-face/obama.jpg"))
+    assert (result.error_code, result.match, result.similarity) == ("image1_no_face", False, None)
+    assert result.image1.face_count == 0
+
+
+@pytest.mark.parametrize("name", ["dogs.jpg", "pacman.png", "tesseract-test1.jpg"])
+def test_non_faces_give_no_face_on_the_selfie_side(verifier, name):
+    result = verifier.verify(case("single-face/obama.jpg"), case(f"no-face/{name}"))
+    assert (result.error_code, result.match) == ("image2_no_face", False)
+    assert result.image1.face_count == 1, "the good image's findings are still reported"
+
+
+def test_group_photo_reports_every_face_and_compares_one(verifier):
+    result = verifier.verify(case("single-face/obama.jpg"), case("multi-face/obama_and_biden.jpg"))
+    assert result.image2.face_count >= 2
+    assert result.similarity is not None
+
+
+TEXT = b"just some text, not an image\n"
+
+
+@pytest.mark.parametrize(
+    "image1,image2,code",
+    [
+        (None, "obama", "image1_missing"),
+        ("obama", None, "image2_missing"),
+        (b"", "obama", "image1_invalid"),
+        ("obama", b"", "image2_invalid"),
+        (TEXT, "obama", "image1_invalid"),
+        ("obama", b"\xff\xd8\xff\xe0corrupt jpeg", "image2_invalid"),
+        ("obama", "/etc/passwd", "image2_invalid"),
+        (png_header_only(100_000, 100_000), "obama", "image1_too_large"),
+        ("obama", png_header_only(100_000, 100_000), "image2_too_large"),
+        ("tiny", "obama", "image1_too_small"),
+        ("obama", "tiny", "image2_too_small"),
+        ("dogs", "obama", "image1_no_face"),
+        ("obama", "dogs", "image2_no_face"),
+    ],
+)
+def test_every_image_error_code_from_a_real_input(verifier, image1, image2, code):
+    named = {
+        "obama": case("single-face/obama.jpg"),
+        "dogs": case("no-face/dogs.jpg"),
+        "tiny": encode(Image.open(case("single-face/obama_small.jpg")).resize((24, 18)), "PNG"),
+    }
+    result = verifier.verify(named.get(image1, image1), named.get(image2, image2))
+    assert result.error_code == code
+    assert result.match is False and result.similarity is None
+    assert result.error.startswith(code.split("_")[0] + ": ")
+
+
+def test_data_uri_and_base64_inputs_give_the_same_answer_as_files(verifier):
+    obama = case("single-face/obama.jpg")
+    uri = "data:image/jpeg;base64," + base64.b64encode(obama.read_bytes()).decode()
+    bare = base64.b64encode(case("single-face/obama2.jpg").read_bytes()).decode()
+    by_text = verifier.verify(uri, bare)
+    by_file = verifier.verify(obama, case("single-face/obama2.jpg"))
+    assert by_text == by_file
+
+
+@pytest.mark.parametrize("threshold", [1.5, -0.1, float("nan"), float("inf"), "abc", "0.5", True])
+def test_bad_thresholds_are_caller_errors(verifier, threshold):
+    with pytest.raises(ValueError, match="threshold"):
+        verifier.verify(case("single-face/obama.jpg"), case("single-face/obama2.jpg"), threshold)
+
+
+@pytest.mark.parametrize("threshold", [0.0, 1.0])
+def test_threshold_bounds_decide_the_match(verifier, threshold):
+    result = verifier.verify(case("single-face/obama.jpg"), case("single-face/biden.jpg"), threshold)
+    assert result.threshold == threshold
+    assert result.match is (result.similarity >= threshold)
+
+
+def test_error_results_still_carry_the_threshold_and_finite_numbers(verifier):
+    result = verifier.verify(case("single-face/obama.jpg"), case("no-face/dogs.jpg"), 0.42)
+    assert result.threshold == 0.42
+    for value in (result.threshold, result.image1.score, *result.image1.box):
+        assert math.isfinite(value)
