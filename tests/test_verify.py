@@ -157,3 +157,20 @@ def test_error_results_still_carry_the_threshold_and_finite_numbers(verifier):
     assert result.threshold == 0.42
     for value in (result.threshold, result.image1.score, *result.image1.box):
         assert math.isfinite(value)
+
+
+def test_command_line_compares_two_files():
+    import json
+    import subprocess
+    import sys
+
+    from conftest import REPO, TEST_PACK
+
+    run = subprocess.run(
+        [sys.executable, "-m", "faceverify", str(case("single-face/obama.jpg")), str(case("single-face/obama2.jpg")),
+         "--weights", str(TEST_PACK)],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["match"] is True and result["image1"]["face_count"] == 1

@@ -1,0 +1,86 @@
+"""The container definition and the weights script, checked without Docker."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from conftest import REPO, SHARED
+
+
+def test_cog_yaml_validates_against_cogs_own_schema():
+    schema = json.loads((SHARED / "cog" / "config_schema_v1.0.json").read_text())
+    config = yaml.safe_load((REPO / "cog.yaml").read_text())
+    jsonschema.validate(config, schema)
+    assert config["build"]["python_version"] == "3.11"
+    assert config["build"]["python_requirements"] == "requirements.txt"
+    assert config["build"]["gpu"] is False
+    assert config["predict"] == "predict.py:Predictor"
+    assert {"libgl1", "libglib2.0-0"} <= set(config["build"]["system_packages"]), "cv2 from opencv-python needs them"
+
+
+def test_requirements_are_exact_pins():
+    lines = [line.split("#")[0].strip() for line in (REPO / "requirements.txt").read_text().splitlines()]
+    requirements = [line for line in lines if line]
+    assert requirements and all(re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][A-Za-z0-9.]*", line) for line in requirements)
+    names = {line.split("==")[0].lower() for line in requirements}
+    assert {"cog", "insightface", "onnxruntime", "numpy", "pillow", "opencv-python", "pillow-heif"} <= names
+    assert "insightface==2.1" in requirements
+
+
+def test_dockerignore_keeps_weights_in_and_tests_out():
+    ignored = (REPO / ".dockerignore").read_text().split()
+    assert {"tests", ".venv", ".git"} <= set(ignored)
+    assert not any(entry.rstrip("/") in ("weights", "weights/*", "weights/buffalo_l") for entry in ignored)
+
+
+def run_download(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "script" / "download-weights"), *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_download_weights_rejects_an_archive_that_is_not_buffalo_l(tmp_path):
+    archive = tmp_path / "buffalo_l.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("buffalo_l/det_10g.onnx", b"not the detector")
+    result = run_download("--zip", str(archive), "--dest", str(tmp_path / "pack"))
+    assert result.returncode == 1
+    assert "sha256" in result.stderr and "not buffalo_l.zip" in result.stderr
+    assert not (tmp_path / "pack" / "det_10g.onnx").exists()
+
+
+def test_download_weights_reports_an_unreachable_address_clearly(tmp_path):
+    result = run_download("--url", "http://127.0.0.1:9/buffalo_l.zip", "--dest", str(tmp_path / "pack"))
+    assert result.returncode == 1
+    assert "cannot download" in result.stderr and "--zip" in result.stderr
+
+
+def test_download_weights_writes_a_manifest_insightface_accepts(tmp_path):
+    import importlib.util
+    from importlib.machinery import SourceFileLoader
+
+    loader = SourceFileLoader("download_weights", str(REPO / "script" / "download-weights"))
+    script = importlib.util.module_from_spec(importlib.util.spec_from_loader("download_weights", loader))
+    loader.exec_module(script)
+    from insightface.model_zoo.package_manifest import load_model_package
+
+    pack = tmp_path / "buffalo_l"
+    pack.mkdir()
+    (pack / "manifest.json").write_text(json.dumps(script.manifest()))
+    (pack / "MODEL.LICENSE").write_text(script.LICENSE_TEXT)
+    descriptor = load_model_package(pack)
+    assert set(descriptor.tasks) == {"detection", "recognition"}
+    assert descriptor.tasks["recognition"].sha256 == script.FILES["recognition"][1]
+    shipped = json.loads((REPO / "faceverify" / "calibrations" / "buffalo_l.json").read_text())
+    assert shipped["sha256"] == {task: values[1] for task, values in script.FILES.items()}
+    checksums = (SHARED / "weights" / "README.md").read_text()
+    for name, digest, size in script.FILES.values():
+        assert digest in checksums and f"{size:,}" in checksums
+    assert script.ARCHIVE_SHA256 in checksums
