@@ -1,0 +1,75 @@
+"""The Cog adapter in-process: Predictor.setup() and predict() as Cog calls them."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from cog import Path as CogPath
+
+import predict
+from conftest import TEST_PACK, case
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    instance = predict.Predictor()
+    instance.setup(weights=str(TEST_PACK))
+    return instance
+
+
+def cog_upload(source: Path) -> CogPath:
+    """A file where Cog puts downloaded inputs: the temporary folder."""
+    handle = tempfile.NamedTemporaryFile(suffix=source.suffix, delete=False)
+    with handle:
+        handle.write(source.read_bytes())
+    return CogPath(handle.name)
+
+
+def test_uploaded_files_are_compared(predictor):
+    first, second = cog_upload(case("single-face/obama.jpg")), cog_upload(case("single-face/obama2.jpg"))
+    try:
+        output = predictor.predict(image1=first, image2=second, threshold=None)
+    finally:
+        first.unlink(), second.unlink()
+    assert output.match is True and output.threshold == 0.38 and output.model_pack == "scrfd2.5g-sface"
+    assert output.image1_face_count == 1 and output.image2_face_box is not None
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", str(TEST_PACK / "manifest.json")])
+def test_a_path_cog_did_not_write_is_never_opened(predictor, path):
+    output = predictor.predict(image1=CogPath(path), image2=cog_upload(case("single-face/obama.jpg")), threshold=None)
+    assert (output.error_code, output.match) == ("image1_invalid", False)
+
+
+def test_a_link_in_the_temporary_folder_is_not_followed(predictor, tmp_path):
+    link = Path(tempfile.gettempdir()) / f"faceverify-test-link-{tmp_path.name}.jpg"
+    link.symlink_to(case("single-face/obama.jpg"))
+    try:
+        output = predictor.predict(image1=CogPath(link), image2=cog_upload(case("single-face/obama.jpg")), threshold=None)
+    finally:
+        link.unlink()
+    assert output.error_code == "image1_invalid"
+
+
+def test_weights_url_is_refused_at_setup():
+    with pytest.raises(Exception, match="not a URL"):
+        predict.Predictor().setup(weights="https://example.com/buffalo_l.zip")
+
+
+def test_default_weights_folder_is_named_when_missing(tmp_path, monkeypatch):
+    monkeypatch.delenv("COG_WEIGHTS", raising=False)
+    monkeypatch.setattr(predict, "DEFAULT_WEIGHTS", tmp_path / "weights" / "buffalo_l")
+    with pytest.raises(Exception, match="script/download-weights"):
+        predict.Predictor().setup()
+
+
+def test_cog_weights_environment_selects_the_pack(tmp_path, monkeypatch):
+    pack = tmp_path / "pack"
+    shutil.copytree(TEST_PACK, pack)
+    monkeypatch.setenv("COG_WEIGHTS", str(pack))
+    instance = predict.Predictor()
+    instance.setup()
+    assert instance.verifier.pack.path == pack
