@@ -61,6 +61,8 @@ class CogServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         env = dict(os.environ, COG_PREDICT_TYPE_STUB="predict.py:Predictor", PORT=str(self.port), COG_WEIGHTS=str(weights))
+        # coglet starts its worker with `python` from PATH: make that this interpreter (the venv's).
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         self.log = log_path.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "cog.server.http", "--host", "127.0.0.1"],
