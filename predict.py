@@ -1,6 +1,8 @@
 """Cog adapter: `Predictor.setup()` loads a model pack, `predict()` compares two images.
 
 All logic lives in the `faceverify` package; this file only maps Cog's inputs and outputs.
+It keeps Cog's `BasePredictor.predict()` interface (cog.yaml: `predict: "predict.py:Predictor"`),
+which cog 0.23 still serves but marks deprecated in favour of `BaseRunner.run()`.
 """
 
 from __future__ import annotations

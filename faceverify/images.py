@@ -19,6 +19,8 @@ import math
 import re
 import urllib.parse
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,7 +135,7 @@ def decode_image(data: bytes) -> DecodedImage:
         raise ImageError(ImageProblem.INVALID, "the image file is empty")
     if len(data) > MAX_BYTES:
         raise ImageError(ImageProblem.TOO_LARGE, f"the image is {len(data) / 2**20:.1f} MB; the limit is {MAX_BYTES // 2**20} MB")
-    try:
+    with _decoding_errors():
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
@@ -142,6 +144,22 @@ def decode_image(data: bytes) -> DecodedImage:
         orientation = _orientation(image)
         _draft_for_working_size(image)
         image.load()
+        rgb = _to_rgb(_apply_exif_orientation(image, orientation))
+        # Draft mode may already have reduced a JPEG; the scale is measured on the result.
+        if max(rgb.size) > WORKING_MAX_SIDE:
+            rgb.thumbnail((WORKING_MAX_SIDE, WORKING_MAX_SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0)
+        bgr = np.ascontiguousarray(np.asarray(rgb)[:, :, ::-1])
+
+    turned = orientation in (5, 6, 7, 8)
+    original_width, original_height = (header_height, header_width) if turned else (header_width, header_height)
+    return DecodedImage(pixels=bgr, original_size=(original_width, original_height), scale=rgb.size[0] / original_width)
+
+
+@contextmanager
+def _decoding_errors() -> Iterator[None]:
+    """Turn whatever Pillow raises on bad data into the matching ImageError."""
+    try:
+        yield
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -153,18 +171,8 @@ def decode_image(data: bytes) -> DecodedImage:
         ) from None
     except MemoryError:
         raise ImageError(ImageProblem.TOO_LARGE, "the image is too large to decode") from None
-    except Exception:  # Pillow's decoders raise many types for corrupt data
-        raise ImageError(ImageProblem.INVALID, "the image data is corrupt or truncated and cannot be decoded") from None
-
-    turned = orientation in (5, 6, 7, 8)
-    original_width, original_height = (header_height, header_width) if turned else (header_width, header_height)
-    rgb = _to_rgb(_apply_exif_orientation(image, orientation))
-    # Draft mode may already have reduced a JPEG; measure the scale from the real result.
-    if max(rgb.size) > WORKING_MAX_SIDE:
-        rgb.thumbnail((WORKING_MAX_SIDE, WORKING_MAX_SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0)
-    scale = rgb.size[0] / original_width
-    bgr = np.ascontiguousarray(np.asarray(rgb)[:, :, ::-1])
-    return DecodedImage(pixels=bgr, original_size=(original_width, original_height), scale=scale)
+    except Exception:  # Pillow's decoders and converters raise many types for corrupt or odd data
+        raise ImageError(ImageProblem.INVALID, "the image data is corrupt, truncated or in an unsupported colour mode") from None
 
 
 def _check_size(size: tuple[int, int]) -> None:

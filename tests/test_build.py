@@ -84,3 +84,12 @@ def test_download_weights_writes_a_manifest_insightface_accepts(tmp_path):
     for name, digest, size in script.FILES.values():
         assert digest in checksums and f"{size:,}" in checksums
     assert script.ARCHIVE_SHA256 in checksums
+
+
+def test_cogs_own_inspector_accepts_the_predictor():
+    from cog import _inspector
+
+    info = _inspector.create_predictor("predict", "Predictor")
+    assert list(info.inputs) == ["image1", "image2", "threshold"]
+    assert info.inputs["threshold"].ge == 0.0 and info.inputs["threshold"].le == 1.0
+    assert {"match", "similarity", "threshold", "error_code", "error"} <= set(info.output.fields)

@@ -159,3 +159,18 @@ def test_base64_forms_the_existing_app_sends():
 )
 def test_strings_that_are_not_images(text, expected):
     assert problem_of(bytes_from_text, text) == expected
+
+
+@pytest.mark.parametrize("ext", [".png", ".tiff"])
+def test_16_bit_colour_is_rescaled_not_clipped(obama, ext):
+    import cv2
+
+    bgr = np.asarray(obama)[:, :, ::-1]
+    ok, data = cv2.imencode(ext, bgr.astype(np.uint16) * 257)
+    assert ok
+    assert np.array_equal(decode_image(data.tobytes()).pixels, bgr)
+
+
+def test_cmyk_jpeg_keeps_its_colours(obama):
+    pixels = decode_image(encode(obama.convert("CMYK"), "JPEG", quality=95)).pixels.astype(int)
+    assert np.abs(pixels - np.asarray(obama)[:, :, ::-1]).mean() < 6
