@@ -53,7 +53,6 @@ ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF", "HEIF")
 # Pillow's own bomb check would stop at 2x its limit; ours runs first, from the header.
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
-_DATA_URI = re.compile(r"^data:(?P<media>[^,;]*)(?P<params>(;[^,;]*)*?),", re.IGNORECASE | re.DOTALL)
 _WHITESPACE = re.compile(r"\s+")
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:/")
 
@@ -73,12 +72,12 @@ class DecodedImage:
 
 
 def read_upload(path: Path) -> bytes:
-    """Read an uploaded file that Cog wrote to disk; raise ImageError if it is empty or too big."""
-    size = path.stat().st_size
-    if size > MAX_BYTES:
-        raise ImageError(ImageProblem.TOO_LARGE, f"the file is {size / 2**20:.1f} MB; the limit is {MAX_BYTES // 2**20} MB")
+    """Read an uploaded file that Cog wrote to disk; raise ImageError if it is too big."""
     with path.open("rb") as stream:
-        return stream.read()
+        data = stream.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        raise ImageError(ImageProblem.TOO_LARGE, f"the file is over the {MAX_BYTES // 2**20} MB limit")
+    return data
 
 
 def bytes_from_text(text: str) -> bytes:
@@ -93,10 +92,12 @@ def bytes_from_text(text: str) -> bytes:
     if len(text) > MAX_BYTES * 4 // 3 + 4096:
         raise ImageError(ImageProblem.TOO_LARGE, f"the encoded image is over the {MAX_BYTES // 2**20} MB limit")
     stripped = text.strip()
-    match = _DATA_URI.match(stripped)
-    if match:
-        payload = stripped[match.end():]
-        if ";base64" not in match.group("params").lower():
+    if stripped[:5].lower() == "data:":
+        header, comma, payload = stripped[:256].partition(",")
+        if not comma:
+            raise ImageError(ImageProblem.INVALID, "the data URI has no ',' before its data")
+        payload = stripped[len(header) + 1:]
+        if ";base64" not in header.lower():
             data = urllib.parse.unquote_to_bytes(payload)
             if not data:
                 raise ImageError(ImageProblem.INVALID, "the data URI carries no data")

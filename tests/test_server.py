@@ -116,3 +116,26 @@ def test_tampered_weights_fail_setup_with_the_file_named(tmp_path):
         assert "det_2.5g.onnx" in str(health) + broken.logs()
     finally:
         broken.stop()
+
+
+@pytest.fixture(scope="module")
+def image_host():
+    """A local HTTP server serving the cases folder, standing in for a caller's image URLs."""
+    import functools
+    import http.server
+    import threading
+
+    from conftest import CASES
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(CASES))
+    handler.log_message = lambda *args: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def test_http_url_inputs_are_downloaded_by_cog_and_compared(server, image_host):
+    output = succeeded(server.predict({"image1": f"{image_host}/single-face/obama.jpg",
+                                       "image2": f"{image_host}/single-face/obama2.jpg"}))
+    assert output["match"] is True and output["error_code"] is None
