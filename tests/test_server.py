@@ -92,7 +92,7 @@ def test_outputs_are_finite_json_numbers(server):
 def test_server_is_still_ready_after_bad_inputs(server):
     server.predict({"image1": "/etc/passwd", "image2": data_uri(b"\0" * 10)})
     server.predict({"image1": photo("obama.jpg"), "image2": photo("obama2.jpg"), "threshold": "abc"})
-    assert server.health()["status"] == "READY"
+    assert server.wait_until({"READY"}, timeout=10)["status"] == "READY"
 
 
 def test_missing_weights_fail_setup_with_the_file_named(tmp_path):
