@@ -15,7 +15,7 @@ from .errors import ImageError, ImageProblem
 
 DETECTION_SIZES = ((128, 128), (640, 640))
 """Detector input sizes, each run on the whole image and merged: InsightFace 2.1's default.
-The 128 pass finds faces that fill the frame, the 640 pass small ones (see README, Accuracy)."""
+The 128 pass finds faces that fill the frame, the 640 pass small ones (see README, "How it decides")."""
 
 SCORE_FLOOR = 0.58
 """Detections scoring below this are not faces. Measured with the test pack: the highest non-face
@@ -49,7 +49,7 @@ def prominence(face: DetectedFace, width: int, height: int) -> float:
     bystander), weighted by detection score and by closeness to the image centre (a factor
     from 1 at the centre to 0 in a corner). The result is in pixels squared, so only its order
     matters. Measured on LFW View 1 pairsDevTest (best-threshold accuracy, test pack):
-    highest score 98.7%, largest box 97.6%, this rule without the centre factor 99.1%, with it 99.3%.
+    highest score 98.7%, largest box 97.5%, this rule without the centre factor 99.1%, with it 99.3%.
     """
     x1, y1, x2, y2 = face.box
     box_area = max(x2 - x1, 0.0) * max(y2 - y1, 0.0)

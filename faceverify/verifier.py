@@ -13,7 +13,6 @@ image with a problem is reported and the other is not examined further.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import numpy as np
 from .compare import check_threshold, cosine_similarity, is_match
 from .embeddings import align_face, embed_faces
 from .errors import ImageError, ImageProblem
-from .faces import DETECTION_SIZES, DetectedFace, choose_main_face, detect_faces
+from .faces import DetectedFace, choose_main_face, detect_faces
 from .images import DecodedImage, bytes_from_text, decode_image, read_upload
 from .modelpack import ModelPack, load_model_pack
 

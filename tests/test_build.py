@@ -7,7 +7,6 @@ import re
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import jsonschema
 import yaml
@@ -81,7 +80,7 @@ def test_download_weights_writes_a_manifest_insightface_accepts(tmp_path):
     shipped = json.loads((REPO / "faceverify" / "calibrations" / "buffalo_l.json").read_text())
     assert shipped["sha256"] == {task: values[1] for task, values in script.FILES.items()}
     checksums = (SHARED / "weights" / "README.md").read_text()
-    for name, digest, size in script.FILES.values():
+    for _name, digest, size in script.FILES.values():
         assert digest in checksums and f"{size:,}" in checksums
     assert script.ARCHIVE_SHA256 in checksums
 
