@@ -7,7 +7,6 @@ which cog 0.23 still serves but marks deprecated in favour of `BaseRunner.run()`
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path as LocalPath
 from typing import Any, Optional
@@ -15,9 +14,8 @@ from typing import Any, Optional
 from cog import BaseModel, BasePredictor, Input, Path
 
 from faceverify import FaceVerifier, ModelPackError, Verification
+from faceverify.modelpack import default_pack_path
 from faceverify.verifier import FaceReport
-
-DEFAULT_WEIGHTS = LocalPath(__file__).resolve().parent / "weights" / "buffalo_l"
 
 
 class Output(BaseModel):
@@ -43,7 +41,7 @@ class Predictor(BasePredictor):
 
         Only a local folder is accepted; a URL is refused because the model never downloads.
         """
-        source = str(weights) if weights else os.environ.get("COG_WEIGHTS") or str(DEFAULT_WEIGHTS)
+        source = str(weights) if weights else str(default_pack_path())
         if "://" in source:
             raise ModelPackError(f"COG_WEIGHTS must be a local model pack folder, not a URL ({source!r}); nothing is downloaded at run time.")
         self.verifier = FaceVerifier.load(source)

@@ -10,20 +10,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 from pathlib import Path
 
 from . import FaceVerifier, ModelPackError
-
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "buffalo_l"
+from .modelpack import default_pack_path
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m faceverify", description="Do two photos show the same person?")
     parser.add_argument("image1", type=Path, help="reference: the identity document or its portrait")
     parser.add_argument("image2", type=Path, help="probe: the selfie")
-    parser.add_argument("--weights", default=os.environ.get("COG_WEIGHTS") or str(DEFAULT_WEIGHTS), help="model pack folder")
+    parser.add_argument("--weights", default=str(default_pack_path()), help="model pack folder")
     parser.add_argument("--threshold", type=float, default=None, help="match threshold in [0, 1] (default: the pack's)")
     args = parser.parse_args(argv)
     try:

@@ -93,7 +93,7 @@ def bytes_from_text(text: str) -> bytes:
         raise ImageError(ImageProblem.TOO_LARGE, f"the encoded image is over the {MAX_BYTES // 2**20} MB limit")
     stripped = text.strip()
     if stripped[:5].lower() == "data:":
-        header, comma, payload = stripped[:256].partition(",")
+        header, comma, _ = stripped[:256].partition(",")
         if not comma:
             raise ImageError(ImageProblem.INVALID, "the data URI has no ',' before its data")
         payload = stripped[len(header) + 1:]

@@ -12,6 +12,7 @@ Only the two files verification needs are ever loaded.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,13 @@ from .errors import FETCH_COMMAND, ModelPackError
 
 REQUIRED_TASKS = ("detection", "recognition")
 CALIBRATIONS = Path(__file__).parent / "calibrations"
+DEFAULT_PACK = Path(__file__).resolve().parent.parent / "weights" / "buffalo_l"
+"""Where `script/download-weights` installs buffalo_l, and where the predictor looks by default."""
+
+
+def default_pack_path() -> Path:
+    """The pack to load when none is named: $COG_WEIGHTS if set, else weights/buffalo_l."""
+    return Path(os.environ.get("COG_WEIGHTS") or DEFAULT_PACK)
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,9 @@ def test_weights_url_is_refused_at_setup():
 
 def test_default_weights_folder_is_named_when_missing(tmp_path, monkeypatch):
     monkeypatch.delenv("COG_WEIGHTS", raising=False)
-    monkeypatch.setattr(predict, "DEFAULT_WEIGHTS", tmp_path / "weights" / "buffalo_l")
+    from faceverify import modelpack
+
+    monkeypatch.setattr(modelpack, "DEFAULT_PACK", tmp_path / "weights" / "buffalo_l")
     with pytest.raises(Exception, match="script/download-weights"):
         predict.Predictor().setup()
 
