@@ -24,6 +24,7 @@ class Output(BaseModel):
     match: bool
     similarity: Optional[float]
     threshold: float
+    false_match_rate: Optional[float]
     error_code: Optional[str]
     error: Optional[str]
     image1_face_count: int
@@ -78,7 +79,7 @@ def written_by_cog(path: LocalPath) -> bool:
     temp = LocalPath(tempfile.gettempdir()).resolve()
     try:
         return not path.is_symlink() and path.resolve().parent.is_relative_to(temp) and path.is_file()
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL byte in the path
         return False
 
 
@@ -89,6 +90,7 @@ def to_output(result: Verification, model_pack: str) -> Output:
 
     return Output(
         match=result.match, similarity=result.similarity, threshold=result.threshold,
+        false_match_rate=result.false_match_rate,
         error_code=result.error_code, error=result.error,
         **face("image1", result.image1), **face("image2", result.image2), model_pack=model_pack,
     )

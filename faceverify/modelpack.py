@@ -21,10 +21,10 @@ import onnxruntime
 from insightface.model_zoo import model_zoo
 from insightface.model_zoo.package_manifest import load_model_package
 
+from .calibration import Calibration, find_calibration
 from .errors import FETCH_COMMAND, ModelPackError
 
 REQUIRED_TASKS = ("detection", "recognition")
-CALIBRATIONS = Path(__file__).parent / "calibrations"
 DEFAULT_PACK = Path(__file__).resolve().parent.parent / "weights" / "buffalo_l"
 """Where `script/download-weights` installs buffalo_l, and where the predictor looks by default."""
 
@@ -32,15 +32,6 @@ DEFAULT_PACK = Path(__file__).resolve().parent.parent / "weights" / "buffalo_l"
 def default_pack_path() -> Path:
     """The pack to load when none is named: $COG_WEIGHTS if set, else weights/buffalo_l."""
     return Path(os.environ.get("COG_WEIGHTS") or DEFAULT_PACK)
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """How the pack's default threshold was chosen, and the threshold itself."""
-
-    default_threshold: float
-    method: str
-    source: str
 
 
 @dataclass
@@ -69,21 +60,26 @@ def execution_providers() -> list[str]:
     return ["CPUExecutionProvider"]
 
 
-def session_options() -> onnxruntime.SessionOptions:
+def session_options(threads: int | None = None) -> onnxruntime.SessionOptions:
     """Session settings for a predictor that runs one comparison at a time.
 
     Spinning idle threads is turned off: measured on a 2-core machine it made the two
     network calls of one comparison slower (134 ms with spinning, 89 ms without).
+    `threads` caps ONNX Runtime's intra-op threads (None: one per core), for running several
+    loaded packs side by side, as the evaluation command does.
     """
     options = onnxruntime.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     options.log_severity_level = 3
     return options
 
 
-def load_model_pack(path: str | Path) -> ModelPack:
+def load_model_pack(path: str | Path, threads: int | None = None) -> ModelPack:
     """Check and load the pack in `path`; raise ModelPackError naming the missing or bad file.
+    `threads` caps each session's intra-op threads (default: ONNX Runtime's, one per core).
 
     Nothing is downloaded: `path` must be an existing folder with a manifest V2 that lists a
     detection and a recognition file, each with its sha256.
@@ -123,7 +119,7 @@ def load_model_pack(path: str | Path) -> ModelPack:
                 model_task=task,
                 model_descriptor=task_descriptor,
                 providers=execution_providers(),
-                sess_options=session_options(),
+                sess_options=session_options(threads),
             )
         except RuntimeError as error:
             if "SHA-256 mismatch" in str(error):
@@ -143,23 +139,3 @@ def load_model_pack(path: str | Path) -> ModelPack:
         sha256=sha256,
         calibration=find_calibration(folder, sha256),
     )
-
-
-def find_calibration(folder: Path, sha256: dict[str, str]) -> Calibration | None:
-    """The pack's calibration: `calibration.json` in the pack folder, else one shipped in
-    `faceverify/calibrations/` whose recorded sha256s equal the pack's. None when there is none."""
-    candidates = [folder / "calibration.json", *sorted(CALIBRATIONS.glob("*.json"))]
-    for candidate in candidates:
-        if not candidate.is_file():
-            continue
-        try:
-            record = json.loads(candidate.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            raise ModelPackError(f"Calibration file {candidate} is not valid JSON.") from None
-        if record.get("sha256") != sha256:
-            continue
-        threshold = record.get("default_threshold")
-        if not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
-            raise ModelPackError(f"Calibration file {candidate} has no default_threshold in [0, 1].")
-        return Calibration(float(threshold), str(record.get("method", "")), str(record.get("source", candidate.name)))
-    return None

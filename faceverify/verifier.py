@@ -41,11 +41,16 @@ class FaceReport:
 
 @dataclass(frozen=True)
 class Verification:
-    """The answer for one pair. `match` is False whenever no comparison was made."""
+    """The answer for one pair. `match` is False whenever no comparison was made.
+
+    `false_match_rate` is the share of the pack calibration's impostor pairs that scored at least
+    `similarity` (see `Calibration.false_match_rate`); None when no comparison was made or the
+    pack's calibration has no measured table."""
 
     match: bool
     similarity: float | None
     threshold: float
+    false_match_rate: float | None = None
     error_code: str | None = None
     error: str | None = None
     image1: FaceReport = field(default_factory=FaceReport)
@@ -94,9 +99,10 @@ class FaceVerifier:
         self.recognizer_size = int(pack.recognizer.input_size[0])
 
     @classmethod
-    def load(cls, pack_path: str | Path) -> "FaceVerifier":
-        """Load and check the pack in `pack_path` (raises ModelPackError), then warm it up."""
-        verifier = cls(load_model_pack(pack_path))
+    def load(cls, pack_path: str | Path, threads: int | None = None) -> "FaceVerifier":
+        """Load and check the pack in `pack_path` (raises ModelPackError), then warm it up.
+        `threads` caps ONNX Runtime's threads per network (default: one per core)."""
+        verifier = cls(load_model_pack(pack_path, threads))
         verifier.warm_up()
         return verifier
 
@@ -153,7 +159,9 @@ class FaceVerifier:
                 )
         embeddings = self.embed(found)
         similarity = cosine_similarity(embeddings[0], embeddings[1])
+        calibration = self.pack.calibration
         return Verification(
             match=is_match(similarity, threshold), similarity=similarity, threshold=threshold,
+            false_match_rate=calibration.false_match_rate(similarity) if calibration else None,
             image1=found[0].report(), image2=found[1].report(),
         )

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from conftest import TEST_PACK
+from conftest import TEST_PACK, case
 from faceverify import FaceVerifier, ModelPackError
 
 
@@ -80,22 +80,25 @@ def test_manifest_without_sha256_is_refused(pack_copy):
 def test_calibration_in_the_pack_folder_sets_the_default(pack_copy, verifier):
     record = {"sha256": verifier.pack.sha256, "default_threshold": 0.5, "method": "test", "source": "test"}
     (pack_copy / "calibration.json").write_text(json.dumps(record))
-    assert FaceVerifier.load(pack_copy).default_threshold == 0.5
+    loaded = FaceVerifier.load(pack_copy)
+    assert loaded.default_threshold == 0.5
+    # a calibration without a measured table gives no false match rate
+    assert loaded.verify(case("single-face/obama.jpg"), case("single-face/obama2.jpg")).false_match_rate is None
 
 
 def test_pack_without_calibration_needs_an_explicit_threshold(verifier):
     from dataclasses import replace
 
-    from conftest import case
 
     uncalibrated = FaceVerifier(replace(verifier.pack, calibration=None))
     with pytest.raises(ValueError, match="no calibrated default threshold"):
         uncalibrated.verify(case("single-face/obama.jpg"), case("single-face/obama2.jpg"))
-    assert uncalibrated.verify(case("single-face/obama.jpg"), case("single-face/obama2.jpg"), 0.5).match is True
+    result = uncalibrated.verify(case("single-face/obama.jpg"), case("single-face/obama2.jpg"), 0.5)
+    assert result.match is True and result.false_match_rate is None
 
 
 def test_unknown_pack_has_no_default_threshold(verifier):
-    from faceverify.modelpack import find_calibration
+    from faceverify.calibration import find_calibration
 
     assert find_calibration(TEST_PACK, {"detection": "0" * 64, "recognition": "1" * 64}) is None
     assert find_calibration(TEST_PACK, verifier.pack.sha256).default_threshold == 0.38

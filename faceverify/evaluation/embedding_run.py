@@ -1,0 +1,88 @@
+"""Every image of an evaluation through the predictor's own pipeline, once, in parallel workers.
+
+Each worker process loads the pack with `FaceVerifier.load` and, per image, calls the same
+`find_face` (decoding, detection, face choice) and `embed` (alignment, recognizer) that
+`FaceVerifier.verify` calls for a prediction. Photos are read from their files; synthetic ID
+cards are made in memory from their source photo and passed as JPEG bytes, as an upload would be.
+Embeddings live in memory for the run only and are never written anywhere.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+PHOTO, CARD = "photo", "card"
+
+
+@dataclass(frozen=True)
+class ImageTask:
+    """One image to embed: an image file as it is (`photo`), or a synthetic ID card made from it (`card`)."""
+
+    kind: str
+    path: Path
+
+    @property
+    def card_seed(self) -> int:
+        """The card's random seed, fixed by the photo's file name so reruns make the same card."""
+        return zlib.crc32(self.path.name.encode())
+
+
+@dataclass(frozen=True)
+class ImageOutcome:
+    """The chosen face's unit embedding, or the error code the predictor would answer (e.g. `no_face`)."""
+
+    task: ImageTask
+    embedding: np.ndarray | None
+    problem: str | None
+
+
+_verifier = None
+
+
+def _load_worker(pack_path: str, threads: int | None) -> None:
+    global _verifier
+    from ..verifier import FaceVerifier
+
+    _verifier = FaceVerifier.load(pack_path, threads=threads)
+
+
+def _embed_one(task: ImageTask) -> ImageOutcome:
+    from PIL import Image
+
+    from ..errors import ImageError
+    from .idcards import make_id_card
+
+    if task.kind == CARD:
+        with Image.open(task.path) as photo:
+            value: Path | bytes = make_id_card(photo, task.card_seed)
+    else:
+        value = task.path
+    try:
+        found = _verifier.find_face(value)
+    except ImageError as error:
+        return ImageOutcome(task, None, error.problem.value)
+    return ImageOutcome(task, _verifier.embed([found])[0], None)
+
+
+def embed_images(tasks: list[ImageTask], pack_path: str | Path, workers: int | None = None,
+                 progress: bool = True) -> dict[ImageTask, ImageOutcome]:
+    """Embed each task's image once with the pack in `pack_path`; returns an outcome per task.
+
+    `workers` processes (default: one per core) each run ONNX Runtime on one thread, which on
+    a small machine gets more images through than one process using every core.
+    """
+    workers = max(1, workers or os.cpu_count() or 1)
+    context = multiprocessing.get_context("spawn")
+    outcomes: dict[ImageTask, ImageOutcome] = {}
+    with context.Pool(workers, initializer=_load_worker, initargs=(str(pack_path), 1 if workers > 1 else None)) as pool:
+        results = pool.imap_unordered(_embed_one, tasks, chunksize=8)
+        for outcome in tqdm(results, total=len(tasks), unit="image", disable=not progress, desc="embedding"):
+            outcomes[outcome.task] = outcome
+    return outcomes

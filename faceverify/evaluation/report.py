@@ -1,0 +1,147 @@
+"""Scores of a pairs set -> the figures people read: a JSON-ready summary, a calibration record, text."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..pairs import Pair
+from . import metrics
+
+TARGET_FMRS = (1e-2, 1e-3)
+
+
+@dataclass
+class ScoredPairs:
+    """One evaluation set: a similarity per pair (FAILED_SCORE where no comparison was made)."""
+
+    name: str
+    pairs: list[Pair]
+    scores: np.ndarray
+    genuine: np.ndarray
+    failures: Counter = field(default_factory=Counter)
+    failed_images: list[str] = field(default_factory=list)
+
+
+def score_pairs(name: str, pairs: list[Pair], first: dict, second: dict) -> ScoredPairs:
+    """Cosine similarity for each pair from the outcomes of its two images.
+
+    `first` and `second` map an image key to its ImageOutcome for the pair's first and second
+    image (the first may be a synthetic card). A pair whose image failed gets FAILED_SCORE and
+    its reason is counted, e.g. `image1_no_face`.
+    """
+    scores = np.empty(len(pairs))
+    failures: Counter = Counter()
+    failed_images: set[str] = set()
+    for index, pair in enumerate(pairs):
+        outcome1, outcome2 = first[pair.first], second[pair.second]
+        failed = [(slot, outcome) for slot, outcome in (("image1", outcome1), ("image2", outcome2)) if outcome.problem]
+        if failed:
+            slot, outcome = failed[0]
+            failures[f"{slot}_{outcome.problem}"] += 1
+            failed_images.update(f"{o.task.kind}:{o.task.path.name}" for _, o in failed)
+            scores[index] = metrics.FAILED_SCORE
+        else:
+            scores[index] = round(float(np.clip(outcome1.embedding @ outcome2.embedding, -1, 1)), 4)
+    genuine = np.array([pair.genuine for pair in pairs])
+    return ScoredPairs(name, pairs, scores, genuine, failures, sorted(failed_images))
+
+
+def summarize(scored: ScoredPairs, default_threshold: float | None, folds: int = 10) -> dict:
+    """Every figure of the report for one set, as plain JSON-ready values."""
+    scores, genuine = scored.scores, scored.genuine
+    fold_results = metrics.ten_fold_accuracy(scores, genuine, folds)
+    accuracies = [fold.accuracy for fold in fold_results]
+    eer, eer_threshold = metrics.equal_error_rate(scores, genuine)
+    summary = {
+        "pairs": len(scores),
+        "genuine_pairs": int(genuine.sum()),
+        "impostor_pairs": int((~genuine).sum()),
+        "failed_pairs": int(sum(scored.failures.values())),
+        "failures": dict(scored.failures),
+        "failed_images": scored.failed_images,
+        "ten_fold_accuracy": {
+            "mean": statistics.mean(accuracies),
+            "std": statistics.pstdev(accuracies),
+            "folds": [{"threshold": round(f.threshold, 4), "accuracy": f.accuracy} for f in fold_results],
+        },
+        "tar_at_fmr": [
+            {"target_fmr": p.target_fmr, "threshold": round(p.threshold, 4), "fmr": p.fmr, "tar": p.tar}
+            for p in (metrics.tar_at_fmr(scores, genuine, target) for target in TARGET_FMRS)
+        ],
+        "eer": eer,
+        "eer_threshold": eer_threshold,
+        "table": [rates_record(r) for r in metrics.rate_table(scores, genuine)],
+    }
+    if default_threshold is not None:
+        summary["at_default_threshold"] = rates_record(metrics.rates_at(scores, genuine, default_threshold))
+    return summary
+
+
+def rates_record(rates: metrics.Rates) -> dict:
+    """One threshold's counts and rates as JSON."""
+    return {
+        "threshold": rates.threshold, "fmr": rates.fmr, "fnmr": rates.fnmr,
+        "false_matches": rates.false_matches, "impostor_pairs": rates.impostor_pairs,
+        "false_non_matches": rates.false_non_matches, "genuine_pairs": rates.genuine_pairs,
+    }
+
+
+def calibration_record(scored: ScoredPairs, model_id: str, sha256: dict[str, str], target_fmr: float,
+                       source: str, date: str) -> dict:
+    """A calibration file for the pack (see faceverify/calibration.py): the default threshold is
+    the lowest 0.01-grid threshold with FMR <= `target_fmr` on these pairs, and the table holds
+    FMR/FNMR at every grid threshold."""
+    scores, genuine = scored.scores, scored.genuine
+    threshold = metrics.threshold_for_fmr(scores, genuine, target_fmr)
+    at = metrics.rates_at(scores, genuine, threshold)
+    return {
+        "model_id": model_id,
+        "sha256": sha256,
+        "default_threshold": threshold,
+        "method": (
+            f"Lowest threshold on a 0.01 grid with false match rate <= {target_fmr:g} on the impostor pairs "
+            f"of `source`. There: FMR {at.false_matches}/{at.impostor_pairs}, FNMR {at.false_non_matches}/{at.genuine_pairs}."
+        ),
+        "source": source,
+        "date": date,
+        "target_fmr": target_fmr,
+        "impostor_pairs": at.impostor_pairs,
+        "genuine_pairs": at.genuine_pairs,
+        "failed_pairs": int(sum(scored.failures.values())),
+        "table": [{"threshold": r.threshold, "fmr": r.fmr, "fnmr": r.fnmr} for r in metrics.rate_table(scores, genuine)],
+    }
+
+
+def calibration_json(record: dict) -> str:
+    """A calibration record as JSON text, one table row per line so the file reads as a table."""
+    head = json.dumps({k: v for k, v in record.items() if k != "table"}, indent=1)
+    rows = ",\n".join("  " + json.dumps(row) for row in record["table"])
+    return head[:-2] + ',\n "table": [\n' + rows + "\n ]\n}\n"
+
+
+def format_summary(name: str, summary: dict, default_threshold: float | None) -> str:
+    """The figures of one set as a few lines of text."""
+    ten = summary["ten_fold_accuracy"]
+    lines = [
+        f"== {name}: {summary['pairs']} pairs ({summary['genuine_pairs']} genuine, {summary['impostor_pairs']} impostor), "
+        f"{summary['failed_pairs']} failed {summary['failures'] or ''}",
+        f"10-fold accuracy     {100 * ten['mean']:.2f}% +- {100 * ten['std']:.2f}",
+        *(f"TAR at FMR {p['target_fmr']:g}  {100 * p['tar']:.2f}% (threshold {p['threshold']:.4f})" for p in summary["tar_at_fmr"]),
+        f"EER                  {100 * summary['eer']:.2f}% (threshold {summary['eer_threshold']:.4f})",
+    ]
+    if default_threshold is not None:
+        at = summary["at_default_threshold"]
+        lines.append(
+            f"at default {default_threshold:.2f}      FMR {100 * at['fmr']:.3f}% ({at['false_matches']}/{at['impostor_pairs']}), "
+            f"FNMR {100 * at['fnmr']:.2f}% ({at['false_non_matches']}/{at['genuine_pairs']})"
+        )
+    lines.append("threshold    FMR       FNMR")
+    for row in summary["table"]:
+        if 0.2 <= row["threshold"] <= 0.6 and round(row["threshold"] * 100) % 4 == 0:
+            lines.append(f"  {row['threshold']:.2f}    {100 * row['fmr']:6.3f}%  {100 * row['fnmr']:6.2f}%")
+    return "\n".join(lines)
