@@ -12,7 +12,7 @@ from conftest import TEST_PACK, CogServer, case
 from test_images import png_header_only
 
 OUTPUT_FIELDS = {
-    "match", "similarity", "threshold", "error_code", "error", "model_pack",
+    "match", "similarity", "threshold", "false_match_rate", "error_code", "error", "model_pack",
     "image1_face_count", "image1_face_box", "image1_face_score",
     "image2_face_count", "image2_face_box", "image2_face_score",
 }
@@ -38,6 +38,7 @@ def test_same_person_matches_over_http(server):
     output = succeeded(server.predict({"image1": photo("obama.jpg"), "image2": photo("obama2.jpg")}))
     assert output["match"] is True and output["error_code"] is None
     assert output["threshold"] == 0.38 and output["similarity"] >= 0.38
+    assert output["false_match_rate"] == 0.0  # no View 1 impostor pair scored this high
     assert output["image1_face_count"] == 1 and len(output["image1_face_box"]) == 4
     assert output["model_pack"] == "scrfd2.5g-sface"
 
@@ -46,6 +47,7 @@ def test_different_people_do_not_match_over_http(server):
     output = succeeded(server.predict({"image1": photo("obama.jpg"), "image2": photo("biden.jpg")}))
     assert output["match"] is False and output["error_code"] is None
     assert output["similarity"] < output["threshold"]
+    assert 0.0 < output["false_match_rate"] <= 1.0
 
 
 def test_bare_base64_and_explicit_threshold(server):
