@@ -220,13 +220,30 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     if image.mode == "RGB":
         return image
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        values = np.asarray(image, dtype=np.float64)
-        peak = float(values.max()) if values.size else 0.0
-        divisor = 257.0 if peak > 255 and image.mode != "F" else (1 / 255 if 0 < peak <= 1.0 else 1.0)
-        grey = np.clip(values / divisor, 0, 255).astype(np.uint8)
-        return Image.fromarray(grey, "L").convert("RGB")
+        return Image.fromarray(_grey_8bit(image), "L").convert("RGB")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
+        # Pasted through its own alpha onto white: one RGB canvas instead of three RGBA copies.
+        rgba = image if image.mode == "RGBA" else image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, (0, 0), rgba)
+        return background
     return image.convert("RGB")
+
+
+def _grey_8bit(image: Image.Image) -> np.ndarray:
+    """A 16/32-bit or float greyscale image as 8-bit values: 16-bit is rescaled, 0..1 floats stretched.
+
+    Works in the image's own dtype (uint16 / int32 / float32) and frees its copies on return: a
+    float64 copy of a 50 MP 16-bit image takes 400 MB, and a 90 KB PNG can claim one.
+    """
+    values = np.asarray(image)
+    peak = float(values.max()) if values.size else 0.0
+    if peak > 255 and image.mode != "F":
+        grey = np.floor_divide(values, 257)  # = truncating values / 257 for every value the clip keeps
+    elif 0 < peak <= 1.0:
+        grey = values * 255
+    else:
+        grey = values.copy()
+    del values
+    np.clip(grey, 0, 255, out=grey)
+    return grey.astype(np.uint8)
