@@ -40,17 +40,22 @@ def test_uploaded_files_are_compared(predictor):
 
 @pytest.mark.parametrize("path", ["/etc/passwd", str(TEST_PACK / "manifest.json")])
 def test_a_path_cog_did_not_write_is_never_opened(predictor, path):
-    output = predictor.predict(image1=CogPath(path), image2=cog_upload(case("single-face/obama.jpg")), threshold=None)
+    upload = cog_upload(case("single-face/obama.jpg"))
+    try:
+        output = predictor.predict(image1=CogPath(path), image2=upload, threshold=None)
+    finally:
+        upload.unlink()
     assert (output.error_code, output.match) == ("image1_invalid", False)
 
 
 def test_a_link_in_the_temporary_folder_is_not_followed(predictor, tmp_path):
     link = Path(tempfile.gettempdir()) / f"faceverify-test-link-{tmp_path.name}.jpg"
     link.symlink_to(case("single-face/obama.jpg"))
+    upload = cog_upload(case("single-face/obama.jpg"))
     try:
-        output = predictor.predict(image1=CogPath(link), image2=cog_upload(case("single-face/obama.jpg")), threshold=None)
+        output = predictor.predict(image1=CogPath(link), image2=upload, threshold=None)
     finally:
-        link.unlink()
+        link.unlink(), upload.unlink()
     assert output.error_code == "image1_invalid"
 
 
