@@ -168,6 +168,7 @@ def test_command_reports_every_figure(small_run):
     assert (photo["pairs"], photo["genuine_pairs"], photo["impostor_pairs"]) == (13, 6, 7)
     assert photo["failed_pairs"] == 1 and photo["failures"] == {"image1_no_face": 1}
     assert photo["failed_images"] == ["photo:Not_A_Face_0001.jpg"]
+    assert photo["off_centre_images"] == []  # every LFW subject is centred, and so is the face chosen
     assert len(photo["ten_fold_accuracy"]["folds"]) == 2
     assert [p["target_fmr"] for p in photo["tar_at_fmr"]] == [0.01, 0.001]
     assert 0.0 <= photo["eer"] <= 0.5

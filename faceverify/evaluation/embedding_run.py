@@ -9,6 +9,7 @@ Embeddings live in memory for the run only and are never written anywhere.
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import zlib
@@ -36,11 +37,16 @@ class ImageTask:
 
 @dataclass(frozen=True)
 class ImageOutcome:
-    """The chosen face's unit embedding, or the error code the predictor would answer (e.g. `no_face`)."""
+    """The chosen face's unit embedding, or the error code the predictor would answer (e.g. `no_face`).
+
+    `face_offset` is how far the chosen face's centre lies from the image centre, as a share of
+    the image's width and height (0 centred, 0.71 in a corner): on a set where the subject is
+    centred, as in LFW, a large offset means the wrong face was chosen."""
 
     task: ImageTask
     embedding: np.ndarray | None
     problem: str | None
+    face_offset: float | None = None
 
 
 _verifier = None
@@ -68,7 +74,10 @@ def _embed_one(task: ImageTask) -> ImageOutcome:
         found = _verifier.find_face(value)
     except ImageError as error:
         return ImageOutcome(task, None, error.problem.value)
-    return ImageOutcome(task, _verifier.embed([found])[0], None)
+    height, width = found.image.pixels.shape[:2]
+    x1, y1, x2, y2 = found.face.box
+    offset = math.hypot((x1 + x2) / 2 / width - 0.5, (y1 + y2) / 2 / height - 0.5)
+    return ImageOutcome(task, _verifier.embed([found])[0], None, round(offset, 3))
 
 
 def embed_images(tasks: list[ImageTask], pack_path: str | Path, workers: int | None = None,

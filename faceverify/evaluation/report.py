@@ -11,8 +11,12 @@ import numpy as np
 
 from ..pairs import Pair
 from . import metrics
+from .embedding_run import PHOTO
 
 TARGET_FMRS = (1e-2, 1e-3)
+OFF_CENTRE = 0.15
+"""A chosen face whose centre is further than this (share of the image's sides) from the image
+centre is reported as off-centre: on LFW, where every subject is centred, a wrong face."""
 
 
 @dataclass
@@ -25,6 +29,7 @@ class ScoredPairs:
     genuine: np.ndarray
     failures: Counter = field(default_factory=Counter)
     failed_images: list[str] = field(default_factory=list)
+    off_centre_images: list[str] = field(default_factory=list)
 
 
 def score_pairs(name: str, pairs: list[Pair], first: dict, second: dict) -> ScoredPairs:
@@ -48,7 +53,9 @@ def score_pairs(name: str, pairs: list[Pair], first: dict, second: dict) -> Scor
         else:
             scores[index] = round(float(np.clip(outcome1.embedding @ outcome2.embedding, -1, 1)), 4)
     genuine = np.array([pair.genuine for pair in pairs])
-    return ScoredPairs(name, pairs, scores, genuine, failures, sorted(failed_images))
+    off_centre = {f"{o.task.kind}:{o.task.path.name}" for o in [*first.values(), *second.values()]
+                  if o.task.kind == PHOTO and o.face_offset is not None and o.face_offset > OFF_CENTRE}
+    return ScoredPairs(name, pairs, scores, genuine, failures, sorted(failed_images), sorted(off_centre))
 
 
 def summarize(scored: ScoredPairs, default_threshold: float | None, folds: int = 10) -> dict:
@@ -64,6 +71,7 @@ def summarize(scored: ScoredPairs, default_threshold: float | None, folds: int =
         "failed_pairs": int(sum(scored.failures.values())),
         "failures": dict(scored.failures),
         "failed_images": scored.failed_images,
+        "off_centre_images": scored.off_centre_images,
         "ten_fold_accuracy": {
             "mean": statistics.mean(accuracies),
             "std": statistics.pstdev(accuracies),
@@ -130,6 +138,8 @@ def format_summary(name: str, summary: dict, default_threshold: float | None) ->
     lines = [
         f"== {name}: {summary['pairs']} pairs ({summary['genuine_pairs']} genuine, {summary['impostor_pairs']} impostor), "
         f"{summary['failed_pairs']} failed {summary['failures'] or ''}",
+        f"photos whose chosen face is off-centre (> {OFF_CENTRE} of the sides): {len(summary['off_centre_images'])} "
+        f"{summary['off_centre_images'][:5] or ''}",
         f"10-fold accuracy     {100 * ten['mean']:.2f}% +- {100 * ten['std']:.2f}",
         *(f"TAR at FMR {p['target_fmr']:g}  {100 * p['tar']:.2f}% (threshold {p['threshold']:.4f})" for p in summary["tar_at_fmr"]),
         f"EER                  {100 * summary['eer']:.2f}% (threshold {summary['eer_threshold']:.4f})",
