@@ -17,6 +17,13 @@ DETECTION_SIZES = ((128, 128), (640, 640))
 """Detector input sizes, each run on the whole image and merged: InsightFace 2.1's default.
 The 128 pass finds faces that fill the frame, the 640 pass small ones (see README, "How it decides")."""
 
+COARSE_SIZE = DETECTION_SIZES[0]
+LARGE_FACE = 0.2
+"""A face at least this share of the image's longest side (26 pixels or more at the 128 pass), found
+by the 128 pass alone, makes the 640 pass unnecessary: it fills a selfie or a portrait crop, is
+large enough for precise landmarks, and any face only the 640 pass would find is far smaller.
+Measured by script/measure-detection-sizes; see README, "How it decides"."""
+
 SCORE_FLOOR = 0.58
 """Detections scoring below this are not faces. Measured with the test pack: the highest non-face
 (no-face/dogs.jpg) scores 0.53, the lowest main face of any LFW View 1 image 0.64; 0.58 splits the gap."""
@@ -32,8 +39,22 @@ class DetectedFace:
 
 
 def detect_faces(detector, pixels: np.ndarray) -> list[DetectedFace]:
-    """All faces the detector finds in a BGR image with a score at or above SCORE_FLOOR."""
-    boxes, landmarks = detector.detect(pixels, input_size=list(DETECTION_SIZES), det_thresh=SCORE_FLOOR)
+    """All faces the detector finds in a BGR image with a score at or above SCORE_FLOOR.
+
+    The image is searched at the scale it needs: first at 128x128, and when that finds no face
+    of at least LARGE_FACE of the image's longest side (a document, a group, a distant face), at
+    128x128 and 640x640 merged, as InsightFace does by default.
+    """
+    faces = run_detector(detector, pixels, [COARSE_SIZE])
+    longest = max(pixels.shape[:2])
+    if any(face.box[3] - face.box[1] >= LARGE_FACE * longest for face in faces):
+        return faces
+    return run_detector(detector, pixels, list(DETECTION_SIZES))
+
+
+def run_detector(detector, pixels: np.ndarray, sizes: list[tuple[int, int]]) -> list[DetectedFace]:
+    """The detector's faces at these input sizes (merged by its non-maximum suppression)."""
+    boxes, landmarks = detector.detect(pixels, input_size=sizes, det_thresh=SCORE_FLOOR)
     if landmarks is None:
         raise RuntimeError("the detector gives no landmarks, so faces cannot be aligned")
     return [

@@ -181,7 +181,8 @@ def test_command_checks_documents(small_run):
     _, out, _ = small_run
     documents = {row["file"]: row for row in json.loads((out / "report.json").read_text())["documents"]}
     assert documents["53_id-d.jpg"]["outcome"] == "no_face"
-    assert documents["100_pass-cze.jpg"]["faces"] == 2 and documents["100_pass-cze.jpg"]["chosen_is_largest"]
+    assert all(row["chosen_is_largest"] for row in documents.values() if row["faces"])
+    assert documents["100_pass-cze.jpg"]["faces"] >= 1
 
 
 def test_command_draws_png_plots(small_run):

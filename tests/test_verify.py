@@ -55,7 +55,9 @@ def test_box_is_in_original_pixels_of_a_scaled_down_photo(verifier):
 
 def test_passport_with_ghost_portrait_compares_the_main_portrait(verifier):
     result = verifier.verify(case("id-documents/100_pass-cze.jpg"), case("id-documents/100_pass-cze.jpg"))
-    assert result.image1.face_count == 2, "the portrait and its ghost are both found"
+    # The main portrait fills 31% of the page's height, so the coarse pass alone finds it and the
+    # small ghost on the right is never searched for (faces.LARGE_FACE); either way it is not compared.
+    assert result.image1.face_count >= 1
     x1, y1, x2, y2 = result.image1.box
     assert x2 < 300, "the main portrait is on the left; the ghost is on the right"
     assert (x2 - x1) * (y2 - y1) > 5000
