@@ -77,6 +77,18 @@ def scenarios() -> list[Scenario]:
     ]
 
 
+def cog_inputs(scenario: Scenario, folder: Path) -> list:
+    """The scenario's two images as files in `folder` (a temporary folder), typed as Cog hands them over."""
+    from cog import Path as CogPath
+
+    paths = []
+    for index, data in enumerate((scenario.image1, scenario.image2), 1):
+        path = folder / f"image{index}"
+        path.write_bytes(data)
+        paths.append(CogPath(path))
+    return paths
+
+
 def timed(function, runs: int, warmup: int) -> list[float]:
     """Wall times in milliseconds of `runs` calls of `function`, after `warmup` untimed calls."""
     for _ in range(warmup):
@@ -103,18 +115,12 @@ def peak_rss_mb() -> float:
 
 def measure_predictor(predictor, scenario: Scenario, runs: int, warmup: int, folder: Path) -> dict:
     """End-to-end `Predictor.predict` on two files in the temporary folder, and the stage split."""
-    from cog import Path as CogPath
-
     from .compare import cosine_similarity
     from .faces import choose_main_face, detect_faces
     from .images import decode_image
     from .verifier import FoundFace, image_bytes
 
-    paths = []
-    for index, data in enumerate((scenario.image1, scenario.image2), 1):
-        path = folder / f"image{index}"
-        path.write_bytes(data)
-        paths.append(CogPath(path))
+    paths = cog_inputs(scenario, folder)
     end_to_end = timed(lambda: predictor.predict(image1=paths[0], image2=paths[1], threshold=None), runs, warmup)
 
     verifier = predictor.verifier
@@ -148,13 +154,7 @@ def measure_concurrency(predictor, scenario: Scenario, count: int, folder: Path)
     threads sharing the loaded sessions (what an async predictor with Cog's concurrency 2 would do)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from cog import Path as CogPath
-
-    paths = []
-    for index, data in enumerate((scenario.image1, scenario.image2), 1):
-        path = folder / f"concurrent{index}"
-        path.write_bytes(data)
-        paths.append(CogPath(path))
+    paths = cog_inputs(scenario, folder)
 
     def one(_: int = 0):
         return predictor.predict(image1=paths[0], image2=paths[1], threshold=None).similarity
@@ -195,13 +195,7 @@ def recording_network_calls(calls: list):
 
 def measure_floor(predictor, scenario: Scenario, runs: int, warmup: int, folder: Path) -> dict:
     """Replay exactly the network calls one prediction made, on the same sessions and inputs."""
-    from cog import Path as CogPath
-
-    paths = []
-    for index, data in enumerate((scenario.image1, scenario.image2), 1):
-        path = folder / f"floor{index}"
-        path.write_bytes(data)
-        paths.append(CogPath(path))
+    paths = cog_inputs(scenario, folder)
     calls: list = []
     with recording_network_calls(calls):
         predictor.predict(image1=paths[0], image2=paths[1], threshold=None)
