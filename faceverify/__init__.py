@@ -7,6 +7,9 @@ The pipeline, one module per stage:
     compare     two embeddings -> cosine similarity -> match
     verifier    the whole pipeline: FaceVerifier.verify(image1, image2) -> Verification
     modelpack   the detector and recognizer, loaded from a checked manifest-V2 folder
+    calibration a pack's default threshold and its measured FMR/FNMR table
+
+Tools built on it: evaluation (script/evaluate) and benchmark (script/benchmark).
 """
 
 from .errors import ImageError, ImageProblem, ModelPackError
