@@ -7,6 +7,7 @@ which cog 0.23 still serves but marks deprecated in favour of `BaseRunner.run()`
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from pathlib import Path as LocalPath
 from typing import Any, Optional
@@ -47,7 +48,7 @@ class Predictor(BasePredictor):
             raise ModelPackError(f"COG_WEIGHTS must be a local model pack folder, not a URL ({source!r}); nothing is downloaded at run time.")
         self.verifier = FaceVerifier.load(source)
 
-    def predict(
+    async def predict(
         self,
         image1: Path = Input(description="Reference photo: the identity document, or a crop of its portrait. File, URL, data URI or base64."),
         image2: Path = Input(description="Probe photo: the live selfie. File, URL, data URI or base64."),
@@ -56,7 +57,17 @@ class Predictor(BasePredictor):
             default=None, ge=0.0, le=1.0,
         ),
     ) -> Output:
-        """Compare the main face of image1 with the main face of image2."""
+        """Compare the main face of image1 with the main face of image2.
+
+        Async so that Cog can run two predictions at once (cog.yaml `concurrency.max`): the work
+        runs in a thread, and the loaded networks are shared (ONNX Runtime sessions are safe to
+        call from several threads). Measured on 2 cores through the Cog server: 19.6 predictions/s
+        with two at a time against 12.8/s one at a time (README, "Performance").
+        """
+        return await asyncio.to_thread(self.compare, image1, image2, threshold)
+
+    def compare(self, image1: Any, image2: Any, threshold: Optional[float] = None) -> Output:
+        """`predict` without the event loop: the same answer, for in-process callers and tests."""
         result = self.verifier.verify(caller_image(image1), caller_image(image2), threshold)
         return to_output(result, self.verifier.pack.model_id)
 

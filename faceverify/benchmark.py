@@ -22,6 +22,7 @@ It prints a table and writes JSON. Timings depend on the machine: compare figure
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import io
 import json
@@ -32,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,7 +123,12 @@ def measure_predictor(predictor, scenario: Scenario, runs: int, warmup: int, fol
     from .verifier import FoundFace, image_bytes
 
     paths = cog_inputs(scenario, folder)
-    end_to_end = timed(lambda: predictor.predict(image1=paths[0], image2=paths[1], threshold=None), runs, warmup)
+    loop = asyncio.new_event_loop()
+    try:
+        end_to_end = timed(lambda: loop.run_until_complete(predictor.predict(image1=paths[0], image2=paths[1], threshold=None)),
+                           runs, warmup)
+    finally:
+        loop.close()
 
     verifier = predictor.verifier
     stages: dict[str, list[float]] = {"decode": [], "detection": [], "alignment + embedding": [], "comparison": []}
@@ -151,13 +158,11 @@ def lap(into: list[float], since: float) -> float:
 
 def measure_concurrency(predictor, scenario: Scenario, count: int, folder: Path) -> dict:
     """Predictions per second for `count` predictions one at a time, and two at a time in two
-    threads sharing the loaded sessions (what an async predictor with Cog's concurrency 2 would do)."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    threads sharing the loaded sessions (what the async `predict` does under Cog's concurrency 2)."""
     paths = cog_inputs(scenario, folder)
 
     def one(_: int = 0):
-        return predictor.predict(image1=paths[0], image2=paths[1], threshold=None).similarity
+        return predictor.compare(image1=paths[0], image2=paths[1], threshold=None).similarity
 
     expected = one()
     clock = time.perf_counter()
@@ -198,7 +203,7 @@ def measure_floor(predictor, scenario: Scenario, runs: int, warmup: int, folder:
     paths = cog_inputs(scenario, folder)
     calls: list = []
     with recording_network_calls(calls):
-        predictor.predict(image1=paths[0], image2=paths[1], threshold=None)
+        predictor.compare(image1=paths[0], image2=paths[1], threshold=None)
 
     def replay() -> None:
         for session, output_names, feed in calls:
@@ -263,7 +268,8 @@ class CogServer:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ, COG_PREDICT_TYPE_STUB="predict.py:Predictor", PORT=str(self.port), COG_WEIGHTS=str(pack_path))
+        env = dict(os.environ, COG_PREDICT_TYPE_STUB="predict.py:Predictor", PORT=str(self.port), COG_WEIGHTS=str(pack_path),
+                   COG_MAX_CONCURRENCY="2")  # as cog.yaml concurrency.max; a built image sets it
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         self.log = log.open("wb")
         self.started = time.perf_counter()
@@ -335,7 +341,8 @@ def data_uri(data: bytes) -> str:
 
 
 def measure_http(pack_path: Path, items: list[Scenario], runs: int, warmup: int, folder: Path) -> dict:
-    """Cold start to READY, latency per scenario through the server, and its memory."""
+    """Cold start to READY, latency per scenario through the server, its memory, and predictions per
+    second for one client and for two clients at once (the server takes two at a time)."""
     server = CogServer(pack_path, folder / "server.log")
     try:
         ready = server.seconds_to_ready()
@@ -343,7 +350,22 @@ def measure_http(pack_path: Path, items: list[Scenario], runs: int, warmup: int,
         for scenario in items:
             inputs = {"image1": data_uri(scenario.image1), "image2": data_uri(scenario.image2)}
             latency[scenario.name] = summary(timed(lambda: server.predict(inputs), runs, warmup))
-        return {"cold_start_to_ready_s": round(ready, 2), "latency": latency, "server_rss_mb": round(server.rss_mb(), 1)}
+        first = items[0]
+        inputs = {"image1": data_uri(first.image1), "image2": data_uri(first.image2)}
+        count = max(2 * runs, 4)
+        clock = time.perf_counter()
+        for _ in range(count):
+            server.predict(inputs)
+        one_client = count / (time.perf_counter() - clock)
+        with ThreadPoolExecutor(2) as pool:
+            clock = time.perf_counter()
+            answers = list(pool.map(lambda _: server.predict(inputs)["similarity"], range(count)))
+            two_clients = count / (time.perf_counter() - clock)
+        if len(set(answers)) != 1:
+            raise RuntimeError("two clients at once got different answers to the same inputs")
+        return {"cold_start_to_ready_s": round(ready, 2), "latency": latency, "server_rss_mb": round(server.rss_mb(), 1),
+                "throughput": {"scenario": first.name, "predictions": count, "one_client_per_s": round(one_client, 2),
+                               "two_clients_per_s": round(two_clients, 2)}}
     finally:
         server.stop()
 
@@ -430,8 +452,10 @@ def format_table(results: dict) -> str:
     lines.append(f"throughput ({concurrency['predictions']} predictions, first scenario): one at a time "
                  f"{concurrency['one_at_a_time_per_s']}/s, two at a time {concurrency['two_at_a_time_per_s']}/s")
     if "http" in results:
+        throughput = results["http"]["throughput"]
         lines.append(f"Cog server: cold start to READY {results['http']['cold_start_to_ready_s']} s, "
-                     f"resident memory {results['http']['server_rss_mb']} MB")
+                     f"resident memory {results['http']['server_rss_mb']} MB; first scenario "
+                     f"{throughput['one_client_per_s']}/s with one client, {throughput['two_clients_per_s']}/s with two")
     return "\n".join(lines)
 
 

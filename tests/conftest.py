@@ -60,7 +60,8 @@ class CogServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        env = dict(os.environ, COG_PREDICT_TYPE_STUB="predict.py:Predictor", PORT=str(self.port), COG_WEIGHTS=str(weights))
+        env = dict(os.environ, COG_PREDICT_TYPE_STUB="predict.py:Predictor", PORT=str(self.port), COG_WEIGHTS=str(weights),
+                   COG_MAX_CONCURRENCY="2")  # as cog.yaml concurrency.max; a built image sets it
         # coglet starts its worker with `python` from PATH: make that this interpreter (the venv's).
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         self.log = log_path.open("wb")

@@ -1,5 +1,5 @@
-"""A corpus of bad, odd and hostile inputs, run in-process through Predictor.predict() and through
-the real Cog HTTP server.
+"""A corpus of bad, odd and hostile inputs, run in-process through Predictor.compare() (what the async
+predict() runs) and through the real Cog HTTP server.
 
 Every case is built here, at test time, from real images in ../shared/data (nothing binary is
 committed). Each case is sent as `image2` next to a good reference photo (`obama.jpg`) and declares
@@ -317,7 +317,7 @@ def check_outcome(item: Case, output: dict, threshold: float) -> None:
         assert output["error"].startswith("image2: "), output
 
 
-# --- in-process: Predictor.predict() given what Cog hands it -----------------------------------
+# --- in-process: Predictor.compare() given what Cog hands it -----------------------------------
 
 @pytest.fixture(scope="module")
 def predictor() -> predict.Predictor:
@@ -366,7 +366,7 @@ def predict_in_process(predictor: predict.Predictor, value: object) -> tuple[dic
     image1 = cog_hands_over(raw(REFERENCE), cleanup)
     try:
         started = time.monotonic()
-        output = predictor.predict(image1=image1, image2=cog_hands_over(value, cleanup), threshold=None)
+        output = predictor.compare(image1=image1, image2=cog_hands_over(value, cleanup), threshold=None)
         return as_dict(output), time.monotonic() - started
     finally:
         for path in cleanup:
@@ -469,7 +469,7 @@ def test_strings_the_cog_sdk_turns_into_paths(predictor, text, expect):
     cleanup: list[Path] = []
     image1 = cog_hands_over(raw(REFERENCE), cleanup)
     try:
-        output = as_dict(predictor.predict(image1=image1, image2=cog.Path.validate(text), threshold=None))
+        output = as_dict(predictor.compare(image1=image1, image2=cog.Path.validate(text), threshold=None))
     finally:
         for path in cleanup:
             path.unlink(missing_ok=True)

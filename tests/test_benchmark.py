@@ -29,4 +29,5 @@ def test_benchmark_runs_every_measurement_and_writes_json(tmp_path):
     assert report["http"]["cold_start_to_ready_s"] > 0 and report["http"]["server_rss_mb"] > 100
     assert report["setup_s"] > 0 and report["import_s"] > 0
     assert report["concurrency"]["predictions"] >= 2
+    assert report["http"]["throughput"]["two_clients_per_s"] > 0
     assert "this model" in completed.stdout and "original" in completed.stdout

@@ -31,7 +31,7 @@ def cog_upload(source: Path) -> CogPath:
 def test_uploaded_files_are_compared(predictor):
     first, second = cog_upload(case("single-face/obama.jpg")), cog_upload(case("single-face/obama2.jpg"))
     try:
-        output = predictor.predict(image1=first, image2=second, threshold=None)
+        output = predictor.compare(image1=first, image2=second, threshold=None)
     finally:
         first.unlink(), second.unlink()
     assert output.match is True and output.threshold == 0.38 and output.model_pack == "scrfd2.5g-sface"
@@ -42,7 +42,7 @@ def test_uploaded_files_are_compared(predictor):
 def test_a_path_cog_did_not_write_is_never_opened(predictor, path):
     upload = cog_upload(case("single-face/obama.jpg"))
     try:
-        output = predictor.predict(image1=CogPath(path), image2=upload, threshold=None)
+        output = predictor.compare(image1=CogPath(path), image2=upload, threshold=None)
     finally:
         upload.unlink()
     assert (output.error_code, output.match) == ("image1_invalid", False)
@@ -53,7 +53,7 @@ def test_a_link_in_the_temporary_folder_is_not_followed(predictor, tmp_path):
     link.symlink_to(case("single-face/obama.jpg"))
     upload = cog_upload(case("single-face/obama.jpg"))
     try:
-        output = predictor.predict(image1=CogPath(link), image2=upload, threshold=None)
+        output = predictor.compare(image1=CogPath(link), image2=upload, threshold=None)
     finally:
         link.unlink(), upload.unlink()
     assert output.error_code == "image1_invalid"
@@ -80,3 +80,18 @@ def test_cog_weights_environment_selects_the_pack(tmp_path, monkeypatch):
     instance = predict.Predictor()
     instance.setup()
     assert instance.verifier.pack.path == pack
+
+
+def test_async_predict_gives_the_same_answer_as_compare(predictor):
+    """Cog awaits predict(); it runs compare() in a thread, so both answer alike."""
+    import asyncio
+    import inspect
+
+    assert inspect.iscoroutinefunction(predict.Predictor.predict), "Cog needs an async predict() for concurrency > 1"
+    first, second = cog_upload(case("single-face/obama.jpg")), cog_upload(case("single-face/obama2.jpg"))
+    try:
+        awaited = asyncio.run(predictor.predict(image1=first, image2=second, threshold=None))
+        assert awaited.match is True and awaited.error_code is None
+        assert awaited == predictor.compare(image1=first, image2=second, threshold=None)
+    finally:
+        first.unlink(), second.unlink()

@@ -126,9 +126,9 @@ def test_predict_writes_nothing_to_logs_stdout_or_stderr(capfd, caplog, canary_e
     try:
         with caplog.at_level(logging.DEBUG):
             outputs = [
-                instance.predict(image1=predict.Path(upload), image2=data_uri(canary_selfie()), threshold=None),
-                instance.predict(image1=predict.Path(upload), image2=f"/srv/{CANARY}.jpg", threshold=None),
-                instance.predict(image1=predict.Path(upload), image2=f"{CANARY}###", threshold=None),
+                instance.compare(image1=predict.Path(upload), image2=data_uri(canary_selfie()), threshold=None),
+                instance.compare(image1=predict.Path(upload), image2=f"/srv/{CANARY}.jpg", threshold=None),
+                instance.compare(image1=predict.Path(upload), image2=f"{CANARY}###", threshold=None),
             ]
     finally:
         upload.unlink()
@@ -210,7 +210,7 @@ def test_in_process_predict_creates_no_temporary_files(tmp_path, monkeypatch, ve
     instance.verifier = verifier
     upload = tmp_path / "tmpupload.jpg"
     upload.write_bytes(case("single-face/obama.jpg").read_bytes())
-    output = instance.predict(image1=predict.Path(upload), image2=data_uri(canary_selfie()), threshold=None)
+    output = instance.compare(image1=predict.Path(upload), image2=data_uri(canary_selfie()), threshold=None)
     assert output.match is True
     assert sorted(path.name for path in tmp_path.rglob("*")) == ["tmpupload.jpg"]
 
@@ -234,9 +234,9 @@ def test_setup_and_predict_open_no_network_connection(monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", refuse("getaddrinfo"))
     instance = predict.Predictor()
     instance.setup(weights=str(TEST_PACK))
-    output = instance.predict(image1=data_uri(case("single-face/obama.jpg").read_bytes()),
+    output = instance.compare(image1=data_uri(case("single-face/obama.jpg").read_bytes()),
                               image2=base64.b64encode(case("single-face/obama2.jpg").read_bytes()).decode(), threshold=None)
-    url_output = instance.predict(image1=data_uri(case("single-face/obama.jpg").read_bytes()),
+    url_output = instance.compare(image1=data_uri(case("single-face/obama.jpg").read_bytes()),
                                   image2="https://example.com/selfie.jpg", threshold=None)
     assert output.match is True and url_output.error_code == "image2_invalid"
     assert attempts == []
@@ -257,7 +257,7 @@ import base64, pathlib, predict
 instance = predict.Predictor()
 instance.setup(weights=sys.argv[1])
 photo = lambda name: base64.b64encode(pathlib.Path(sys.argv[2], name).read_bytes()).decode()
-output = instance.predict(image1=photo("obama.jpg"), image2=photo("obama2.jpg"), threshold=None)
+output = instance.compare(image1=photo("obama.jpg"), image2=photo("obama2.jpg"), threshold=None)
 print(json.dumps({"match": output.match, "events": events}))
 """
 
@@ -309,7 +309,7 @@ def test_the_model_never_fetches_a_url_itself(verifier, counting_image_host):
     url = f"{host}/single-face/obama2.jpg"
     reference = data_uri(case("single-face/obama.jpg").read_bytes())
     for value in (url, f"{url}?x=1", f" {url}", url.replace("http", "HTTP", 1), f"//{url.split('//', 1)[1]}"):
-        output = instance.predict(image1=reference, image2=value, threshold=None)
+        output = instance.compare(image1=reference, image2=value, threshold=None)
         assert output.error_code == "image2_invalid", (value, output)
     assert hits == [], f"the model fetched {hits}"
 
@@ -324,5 +324,5 @@ def test_server_paths_are_never_opened(verifier):
     relative = os.path.relpath(photo, REPO)
     for value in (str(photo), f"file://{photo}", f"file://localhost{photo}", relative, f"./{relative}",
                   str(photo).replace("/", "//"), f"{photo}\n", f" {photo}"):
-        output = instance.predict(image1=reference, image2=value, threshold=None)
+        output = instance.compare(image1=reference, image2=value, threshold=None)
         assert (output.error_code, output.match) == ("image2_invalid", False), value

@@ -141,3 +141,17 @@ def test_http_url_inputs_are_downloaded_by_cog_and_compared(server, image_host):
     output = succeeded(server.predict({"image1": f"{image_host}/single-face/obama.jpg",
                                        "image2": f"{image_host}/single-face/obama2.jpg"}))
     assert output["match"] is True and output["error_code"] is None
+
+
+def test_two_predictions_at_once_each_get_their_own_answer(server):
+    """cog.yaml allows two predictions at once; answers must never be swapped between them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    same = {"image1": photo("obama.jpg"), "image2": photo("obama2.jpg")}
+    different = {"image1": photo("obama.jpg"), "image2": photo("biden.jpg")}
+    expected = {True: succeeded(server.predict(same))["similarity"], False: succeeded(server.predict(different))["similarity"]}
+    with ThreadPoolExecutor(2) as pool:
+        for _ in range(4):
+            outputs = list(pool.map(lambda inputs: succeeded(server.predict(inputs)), [same, different]))
+            assert [output["match"] for output in outputs] == [True, False]
+            assert [output["similarity"] for output in outputs] == [expected[True], expected[False]]
