@@ -61,7 +61,7 @@ def execution_providers() -> list[str]:
 
 
 def session_options(threads: int | None = None) -> onnxruntime.SessionOptions:
-    """Session settings for a predictor that runs one comparison at a time.
+    """Session settings for the predictor's two networks.
 
     Spinning idle threads is turned off: measured on a 2-core machine it made the two
     network calls of one comparison slower (134 ms with spinning, 89 ms without).
