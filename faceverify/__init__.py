@@ -9,7 +9,8 @@ The pipeline, one module per stage:
     modelpack   the detector and recognizer, loaded from a checked manifest-V2 folder
     calibration a pack's default threshold and its measured FMR/FNMR table
 
-Tools built on it: evaluation (script/evaluate) and benchmark (script/benchmark).
+Tools built on it: evaluation (script/evaluate), benchmark (script/benchmark), and cogserver,
+the real Cog server as a subprocess for tests, soak and benchmark.
 """
 
 from .errors import ImageError, ImageProblem, ModelPackError

@@ -40,6 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .cogserver import CogServer
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("FACEVERIFY_SHARED", REPO.parent / "shared"))
 CASES = SHARED / "data" / "cases"
@@ -258,81 +260,12 @@ print(json.dumps({{"import_s": round(imported, 2), "setup_s": round(setup, 2),
 
 # --- the Cog HTTP server -----------------------------------------------------------------------------
 
-class CogServer:
-    """`python -m cog.server.http` serving predict.py from this repository on a free port."""
-
-    def __init__(self, pack_path: Path, log: Path) -> None:
-        import socket
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ, COG_PREDICT_TYPE_STUB="predict.py:Predictor", PORT=str(self.port), COG_WEIGHTS=str(pack_path),
-                   COG_MAX_CONCURRENCY="2")  # as cog.yaml concurrency.max; a built image sets it
-        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-        self.log = log.open("wb")
-        self.started = time.perf_counter()
-        self.process = subprocess.Popen([sys.executable, "-m", "cog.server.http", "--host", "127.0.0.1"],
-                                        cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-
-    def seconds_to_ready(self, timeout: float = 120.0) -> float:
-        """Wait for /health-check READY; seconds since the process was started."""
-        import requests
-
-        while time.perf_counter() - self.started < timeout:
-            if self.process.poll() is not None:
-                raise RuntimeError("the Cog server exited before it was READY")
-            try:
-                if requests.get(f"{self.url}/health-check", timeout=2).json().get("status") == "READY":
-                    return time.perf_counter() - self.started
-            except requests.RequestException:
-                pass
-            time.sleep(0.02)
-        raise RuntimeError(f"the Cog server was not READY after {timeout} s")
-
-    def predict(self, inputs: dict) -> dict:
-        """POST /predictions, retrying on 409 (busy); the prediction's output."""
-        import requests
-
-        while True:
-            response = requests.post(f"{self.url}/predictions", json={"input": inputs}, timeout=120)
-            if response.status_code != 409:
-                break
-            time.sleep(0.01)
-        body = response.json()
-        if body.get("status") != "succeeded":
-            raise RuntimeError(f"prediction failed: {body.get('error')}")
-        return body["output"]
-
-    def rss_mb(self) -> float:
-        """Resident memory of the server and all its descendant processes (the worker), in MB."""
-        children: dict[int, list[int]] = {}
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                except (OSError, IndexError, ValueError):
-                    continue
-                children.setdefault(parent, []).append(int(entry.name))
-        total, pending = 0, [self.process.pid]
-        while pending:
-            pid = pending.pop()
-            pending += children.get(pid, [])
-            try:
-                status = Path(f"/proc/{pid}/status").read_text()
-                total += next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
-            except (OSError, StopIteration):
-                continue
-        return total / 1024
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.log.close()
+def output_of(response) -> dict:
+    """The output of a succeeded prediction; raises for anything else."""
+    body = response.json()
+    if body.get("status") != "succeeded":
+        raise RuntimeError(f"prediction failed: {body.get('error')}")
+    return body["output"]
 
 
 def data_uri(data: bytes) -> str:
@@ -345,25 +278,26 @@ def measure_http(pack_path: Path, items: list[Scenario], runs: int, warmup: int,
     second for one client and for two clients at once (the server takes two at a time)."""
     server = CogServer(pack_path, folder / "server.log")
     try:
-        ready = server.seconds_to_ready()
+        server.wait_until({"READY"}, timeout=120.0)
+        ready = time.perf_counter() - server.started
         latency = {}
         for scenario in items:
             inputs = {"image1": data_uri(scenario.image1), "image2": data_uri(scenario.image2)}
-            latency[scenario.name] = summary(timed(lambda: server.predict(inputs), runs, warmup))
+            latency[scenario.name] = summary(timed(lambda: output_of(server.predict(inputs, timeout=120.0)), runs, warmup))
         first = items[0]
         inputs = {"image1": data_uri(first.image1), "image2": data_uri(first.image2)}
         count = max(2 * runs, 4)
         clock = time.perf_counter()
         for _ in range(count):
-            server.predict(inputs)
+            output_of(server.predict(inputs, timeout=120.0))
         one_client = count / (time.perf_counter() - clock)
         with ThreadPoolExecutor(2) as pool:
             clock = time.perf_counter()
-            answers = list(pool.map(lambda _: server.predict(inputs)["similarity"], range(count)))
+            answers = list(pool.map(lambda _: output_of(server.predict(inputs, timeout=120.0))["similarity"], range(count)))
             two_clients = count / (time.perf_counter() - clock)
         if len(set(answers)) != 1:
             raise RuntimeError("two clients at once got different answers to the same inputs")
-        return {"cold_start_to_ready_s": round(ready, 2), "latency": latency, "server_rss_mb": round(server.rss_mb(), 1),
+        return {"cold_start_to_ready_s": round(ready, 2), "latency": latency, "server_rss_mb": round(sum(server.rss_by_process().values()), 1),
                 "throughput": {"scenario": first.name, "predictions": count, "one_client_per_s": round(one_client, 2),
                                "two_clients_per_s": round(two_clients, 2)}}
     finally:

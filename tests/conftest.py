@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import io
 import os
-import socket
-import subprocess
-import sys
-import time
+import shutil
 from pathlib import Path
 
 import pytest
-import requests
 from PIL import Image
+
+from faceverify.cogserver import CogServer  # noqa: F401  (the tests' server harness)
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("FACEVERIFY_SHARED", REPO.parent / "shared")).resolve()
@@ -39,74 +37,22 @@ def encode(image: Image.Image, fmt: str, **params) -> bytes:
     return buffer.getvalue()
 
 
+@pytest.fixture
+def pack_copy(tmp_path):
+    """A private, writable copy of the test pack that a test may damage."""
+    target = tmp_path / "pack"
+    shutil.copytree(TEST_PACK, target)
+    for path in target.iterdir():
+        path.chmod(0o644)
+    return target
+
+
 @pytest.fixture(scope="session")
 def verifier():
     from faceverify import FaceVerifier
 
     assert (TEST_PACK / "manifest.json").is_file(), f"test model pack not found at {TEST_PACK}"
     return FaceVerifier.load(TEST_PACK)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class CogServer:
-    """A real `python -m cog.server.http` subprocess serving predict.py on a free local port."""
-
-    def __init__(self, weights: Path, log_path: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        env = dict(os.environ, COG_PREDICT_TYPE_STUB="predict.py:Predictor", PORT=str(self.port), COG_WEIGHTS=str(weights),
-                   COG_MAX_CONCURRENCY="2")  # as cog.yaml concurrency.max; a built image sets it
-        # coglet starts its worker with `python` from PATH: make that this interpreter (the venv's).
-        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-        self.log = log_path.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "cog.server.http", "--host", "127.0.0.1"],
-            cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-        )
-
-    def health(self) -> dict:
-        return requests.get(f"{self.url}/health-check", timeout=5).json()
-
-    def wait_until(self, statuses: set[str], timeout: float = 60.0) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None or statuses & {"SETUP_FAILED", "DEFUNCT"}, self.logs()
-            try:
-                health = self.health()
-                if health.get("status") in statuses:
-                    return health
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"server not in {statuses} after {timeout}s:\n{self.logs()}")
-
-    def predict(self, inputs: dict, timeout: float = 60.0) -> requests.Response:
-        """POST /predictions, retrying while the server answers 409 (its one slot is busy)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            response = requests.post(f"{self.url}/predictions", json={"input": inputs}, timeout=timeout)
-            if response.status_code != 409 or time.monotonic() > deadline:
-                return response
-            time.sleep(0.1)
-
-    def logs(self) -> str:
-        if not self.log.closed:
-            self.log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.log.close()
 
 
 @pytest.fixture(scope="session")

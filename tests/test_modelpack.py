@@ -3,22 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
 from conftest import TEST_PACK, case
 from faceverify import FaceVerifier, ModelPackError
-
-
-@pytest.fixture
-def pack_copy(tmp_path):
-    """A private copy of the test pack that a test may damage."""
-    target = tmp_path / "pack"
-    shutil.copytree(TEST_PACK, target)
-    for path in target.iterdir():
-        path.chmod(0o644)
-    return target
 
 
 def load_error(path) -> str:

@@ -11,26 +11,15 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import time
 
 import pytest
 
 import predict
-from conftest import TEST_PACK, CogServer, case
+from conftest import CogServer, case
 from faceverify import ModelPackError
 
 SETUP_SECONDS = 60.0
-
-
-@pytest.fixture
-def pack(tmp_path):
-    """A private, writable copy of the test pack that a test may damage."""
-    target = tmp_path / "pack"
-    shutil.copytree(TEST_PACK, target)
-    for path in target.iterdir():
-        path.chmod(0o644)
-    return target
 
 
 def manifest_of(pack) -> dict:
@@ -97,11 +86,11 @@ DAMAGES = [truncate_manifest, empty_manifest, empty_recognizer, truncate_recogni
 
 
 @pytest.mark.parametrize("damage", DAMAGES, ids=[damage.__name__ for damage in DAMAGES])
-def test_setup_fails_fast_naming_the_file(pack, damage):
-    named = damage(pack)
+def test_setup_fails_fast_naming_the_file(pack_copy, damage):
+    named = damage(pack_copy)
     started = time.monotonic()
     with pytest.raises(ModelPackError) as raised:
-        predict.Predictor().setup(weights=str(pack))
+        predict.Predictor().setup(weights=str(pack_copy))
     assert time.monotonic() - started < SETUP_SECONDS
     assert named in str(raised.value), str(raised.value)
 
@@ -110,9 +99,9 @@ def test_setup_fails_fast_naming_the_file(pack, damage):
     "damage", [truncate_manifest, delete_manifest, truncate_recognizer, flip_detector_bit],
     ids=["truncated-manifest", "missing-manifest", "truncated-recognizer", "bit-flipped-detector"],
 )
-def test_server_reports_setup_failed_naming_the_file_and_serves_nothing(pack, tmp_path, damage):
-    named = damage(pack)
-    server = CogServer(pack, tmp_path / "server.log")
+def test_server_reports_setup_failed_naming_the_file_and_serves_nothing(pack_copy, tmp_path, damage):
+    named = damage(pack_copy)
+    server = CogServer(pack_copy, tmp_path / "server.log")
     try:
         started = time.monotonic()
         health = server.wait_until({"SETUP_FAILED", "READY"}, timeout=SETUP_SECONDS)
