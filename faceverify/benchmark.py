@@ -16,7 +16,9 @@ photo made from a real one, a close-up face) it measures, in one run on one mach
 - the Cog HTTP server (`python -m cog.server.http`, POST /predictions with data URIs), cold start
   to READY, and resident memory.
 
-It prints a table and writes JSON. Timings depend on the machine: compare figures from one run.
+The four are timed in turns, one call of each per round, so that a slow spell of a shared machine
+hits them alike and their ratios stay fair. It prints a table and writes JSON. Timings depend on
+the machine: compare figures from one run.
 """
 
 from __future__ import annotations
@@ -27,15 +29,17 @@ import base64
 import io
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -93,15 +97,18 @@ def cog_inputs(scenario: Scenario, folder: Path) -> list:
     return paths
 
 
-def timed(function, runs: int, warmup: int) -> list[float]:
-    """Wall times in milliseconds of `runs` calls of `function`, after `warmup` untimed calls."""
+def interleaved(functions: dict[str, Callable[[], object]], runs: int, warmup: int) -> dict[str, list[float]]:
+    """Wall times in milliseconds of each function, called in turns: `warmup` untimed rounds, then
+    `runs` timed rounds of one call each, in the order given."""
     for _ in range(warmup):
-        function()
-    times = []
+        for function in functions.values():
+            function()
+    times: dict[str, list[float]] = {name: [] for name in functions}
     for _ in range(runs):
-        start = time.perf_counter()
-        function()
-        times.append((time.perf_counter() - start) * 1000)
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            times[name].append((time.perf_counter() - start) * 1000)
     return times
 
 
@@ -110,45 +117,39 @@ def summary(times: list[float]) -> dict:
     return {"median_ms": round(statistics.median(times), 1), "p95_ms": round(float(np.percentile(times, 95)), 1), "runs": len(times)}
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident memory so far, in MB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 # --- this model, in process ------------------------------------------------------------------------
 
-def measure_predictor(predictor, scenario: Scenario, runs: int, warmup: int, folder: Path) -> dict:
-    """End-to-end `Predictor.predict` on two files in the temporary folder, and the stage split."""
-    from .compare import cosine_similarity
-    from .faces import choose_main_face, detect_faces
-    from .images import decode_image
-    from .verifier import FoundFace, image_bytes
-
-    paths = cog_inputs(scenario, folder)
+def predictor_call(predictor, paths: list) -> Callable[[], object]:
+    """One end-to-end `Predictor.predict` on two files in the temporary folder (as Cog hands them over)."""
     loop = asyncio.new_event_loop()
-    try:
-        end_to_end = timed(lambda: loop.run_until_complete(predictor.predict(image1=paths[0], image2=paths[1], threshold=None)),
-                           runs, warmup)
-    finally:
-        loop.close()
+    return lambda: loop.run_until_complete(predictor.predict(image1=paths[0], image2=paths[1], threshold=None))
+
+
+def stage_split(predictor, paths: list, runs: int) -> dict[str, float]:
+    """Median milliseconds of each stage of `FaceVerifier.verify`, run step by step `runs` times."""
+    from .compare import cosine_similarity
+    from .images import DETECTION_SIDE, decode_image
+    from .verifier import image_bytes
 
     verifier = predictor.verifier
     stages: dict[str, list[float]] = {"decode": [], "detection": [], "alignment + embedding": [], "comparison": []}
     for _ in range(runs):
+        # FaceVerifier.find_face step by step: a decode for detection, detection, a second decode if needed.
         clock = time.perf_counter()
-        images = [decode_image(image_bytes(path)) for path in paths]
-        clock = lap(stages["decode"], clock)
-        found = []
-        for image in images:
-            faces = detect_faces(verifier.pack.detector, image.pixels)
-            height, width = image.pixels.shape[:2]
-            found.append(FoundFace(image, faces, choose_main_face(faces, width, height)))
+        data = [image_bytes(path) for path in paths]
+        images = [decode_image(item, min_side=DETECTION_SIDE) for item in data]
+        first_decode = (time.perf_counter() - clock) * 1000
+        clock = time.perf_counter()
+        located = [verifier.locate_face(image) for image in images]
         clock = lap(stages["detection"], clock)
+        found = [verifier.with_detail(item, encoded) for item, encoded in zip(located, data)]
+        stages["decode"].append(first_decode + (time.perf_counter() - clock) * 1000)
+        clock = time.perf_counter()
         embeddings = verifier.embed(found)
         clock = lap(stages["alignment + embedding"], clock)
         cosine_similarity(embeddings[0], embeddings[1])
         lap(stages["comparison"], clock)
-    return {**summary(end_to_end), "stages_median_ms": {name: round(statistics.median(t), 1) for name, t in stages.items()}}
+    return {name: round(statistics.median(times), 1) for name, times in stages.items()}
 
 
 def lap(into: list[float], since: float) -> float:
@@ -184,13 +185,14 @@ def measure_concurrency(predictor, scenario: Scenario, count: int, folder: Path)
 
 @contextmanager
 def recording_network_calls(calls: list):
-    """Record every ONNX Runtime `run` (session, output names, inputs) made inside the block."""
+    """Record every ONNX Runtime `run` made inside the block: (thread, session, output names, inputs)."""
     import onnxruntime
 
     original = onnxruntime.InferenceSession.run
 
     def run(session, output_names, input_feed, run_options=None):
-        calls.append((session, output_names, {k: np.array(v, copy=True) for k, v in input_feed.items()}))
+        inputs = {k: np.array(v, copy=True) for k, v in input_feed.items()}
+        calls.append((threading.get_ident(), session, output_names, inputs))
         return original(session, output_names, input_feed, run_options)
 
     onnxruntime.InferenceSession.run = run
@@ -200,19 +202,26 @@ def recording_network_calls(calls: list):
         onnxruntime.InferenceSession.run = original
 
 
-def measure_floor(predictor, scenario: Scenario, runs: int, warmup: int, folder: Path) -> dict:
-    """Replay exactly the network calls one prediction made, on the same sessions and inputs."""
-    paths = cog_inputs(scenario, folder)
+def floor_call(predictor, paths: list) -> tuple[Callable[[], object], list[list[int]]]:
+    """A replay of exactly the network calls one prediction made, on the same sessions and inputs,
+    and the input shape of each call. As in the prediction, the calls made in the caller's thread
+    (image2's) run there while those of the helper thread (image1's) run in another thread at once."""
     calls: list = []
     with recording_network_calls(calls):
         predictor.compare(image1=paths[0], image2=paths[1], threshold=None)
+    caller = threading.get_ident()
+    lanes = [[call[1:] for call in calls if call[0] == caller], [call[1:] for call in calls if call[0] != caller]]
 
-    def replay() -> None:
-        for session, output_names, feed in calls:
+    def run_lane(lane: list) -> None:
+        for session, output_names, feed in lane:
             session.run(output_names, feed)
 
-    shapes = [tuple(next(iter(feed.values())).shape) for _, _, feed in calls]
-    return {**summary(timed(replay, runs, warmup)), "network_calls": [list(shape) for shape in shapes]}
+    def replay() -> None:
+        helper = predictor.verifier.helper.submit(run_lane, lanes[1])
+        run_lane(lanes[0])
+        helper.result()
+
+    return replay, [list(next(iter(feed.values())).shape) for _, _, _, feed in calls]
 
 
 # --- the original pipeline ---------------------------------------------------------------------------
@@ -237,21 +246,26 @@ def original_pipeline(pack_path: Path):
 
 
 def fresh_process_start(pack_path: Path) -> dict:
-    """In a new Python process: seconds to import predict.py, to run `setup()`, and for the original
-    pipeline to import insightface and build `FaceAnalysis` + `prepare()`."""
+    """In a new Python process: seconds to import predict.py and to run `setup()`, the peak resident
+    memory after one prediction per scenario, and the seconds the original pipeline takes to import
+    insightface and build `FaceAnalysis` + `prepare()`."""
     snippet = f"""
-import json, sys, time
+import json, resource, sys, time
 sys.path.insert(0, {str(REPO)!r})
 clock = time.perf_counter()
 import predict
 imported = time.perf_counter() - clock
 clock = time.perf_counter()
-predict.Predictor().setup(weights={str(pack_path)!r})
+predictor = predict.Predictor()
+predictor.setup(weights={str(pack_path)!r})
 setup = time.perf_counter() - clock
-from faceverify.benchmark import original_pipeline
+from faceverify.benchmark import original_pipeline, scenarios
+for scenario in scenarios():
+    predictor.verifier.verify(scenario.image1, scenario.image2)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 clock = time.perf_counter()
 original_pipeline({str(pack_path)!r})
-print(json.dumps({{"import_s": round(imported, 2), "setup_s": round(setup, 2),
+print(json.dumps({{"import_s": round(imported, 2), "setup_s": round(setup, 2), "peak_rss_mb": round(peak, 1),
                   "original_setup_s": round(time.perf_counter() - clock, 2)}}))
 """
     completed = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, check=True, cwd=REPO)
@@ -273,35 +287,30 @@ def data_uri(data: bytes) -> str:
     return "data:application/octet-stream;base64," + base64.b64encode(data).decode()
 
 
-def measure_http(pack_path: Path, items: list[Scenario], runs: int, warmup: int, folder: Path) -> dict:
-    """Cold start to READY, latency per scenario through the server, its memory, and predictions per
-    second for one client and for two clients at once (the server takes two at a time)."""
-    server = CogServer(pack_path, folder / "server.log")
-    try:
-        server.wait_until({"READY"}, timeout=120.0)
-        ready = time.perf_counter() - server.started
-        latency = {}
-        for scenario in items:
-            inputs = {"image1": data_uri(scenario.image1), "image2": data_uri(scenario.image2)}
-            latency[scenario.name] = summary(timed(lambda: output_of(server.predict(inputs, timeout=120.0)), runs, warmup))
-        first = items[0]
-        inputs = {"image1": data_uri(first.image1), "image2": data_uri(first.image2)}
-        count = max(2 * runs, 4)
+def http_call(server: CogServer, scenario: Scenario) -> Callable[[], object]:
+    """One POST /predictions of the scenario's images as data URIs (encoded once, as a client
+    holding them would), waiting for the answer."""
+    inputs = {"image1": data_uri(scenario.image1), "image2": data_uri(scenario.image2)}
+    return lambda: output_of(server.predict(inputs, timeout=120.0))
+
+
+def measure_server(server: CogServer, scenario: Scenario, count: int) -> dict:
+    """The server's memory, and predictions per second for `count` predictions from one client and
+    from two clients at once (the server takes two at a time)."""
+    call = http_call(server, scenario)
+    clock = time.perf_counter()
+    for _ in range(count):
+        call()
+    one_client = count / (time.perf_counter() - clock)
+    with ThreadPoolExecutor(2) as pool:
         clock = time.perf_counter()
-        for _ in range(count):
-            output_of(server.predict(inputs, timeout=120.0))
-        one_client = count / (time.perf_counter() - clock)
-        with ThreadPoolExecutor(2) as pool:
-            clock = time.perf_counter()
-            answers = list(pool.map(lambda _: output_of(server.predict(inputs, timeout=120.0))["similarity"], range(count)))
-            two_clients = count / (time.perf_counter() - clock)
-        if len(set(answers)) != 1:
-            raise RuntimeError("two clients at once got different answers to the same inputs")
-        return {"cold_start_to_ready_s": round(ready, 2), "latency": latency, "server_rss_mb": round(sum(server.rss_by_process().values()), 1),
-                "throughput": {"scenario": first.name, "predictions": count, "one_client_per_s": round(one_client, 2),
-                               "two_clients_per_s": round(two_clients, 2)}}
-    finally:
-        server.stop()
+        answers = list(pool.map(lambda _: call()["similarity"], range(count)))
+        two_clients = count / (time.perf_counter() - clock)
+    if len(set(answers)) != 1:
+        raise RuntimeError("two clients at once got different answers to the same inputs")
+    return {"server_rss_mb": round(sum(server.rss_by_process().values()), 1),
+            "throughput": {"scenario": scenario.name, "predictions": count, "one_client_per_s": round(one_client, 2),
+                           "two_clients_per_s": round(two_clients, 2)}}
 
 
 # --- the command ---------------------------------------------------------------------------------------
@@ -319,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cold = fresh_process_start(args.weights)
     sys.path.insert(0, str(REPO))
-    import predict  # noqa: E402  (the Cog adapter, imported as Cog imports it)
+    import predict
 
     predictor = predict.Predictor()
     predictor.setup(weights=str(args.weights))
@@ -328,22 +337,33 @@ def main(argv: list[str] | None = None) -> int:
         "date": time.strftime("%Y-%m-%d"), "machine": machine(), "model_pack": predictor.verifier.pack.model_id,
         "runs": args.runs, **cold, "scenarios": {},
     }
-    with tempfile.TemporaryDirectory() as temp:
+    original = None if args.no_original else original_pipeline(args.weights)
+    with tempfile.TemporaryDirectory() as temp, ExitStack() as cleanup:
         folder = Path(temp)
-        for scenario in items:
-            results["scenarios"][scenario.name] = {
-                "this_model": measure_predictor(predictor, scenario, args.runs, args.warmup, folder),
-                "floor": measure_floor(predictor, scenario, args.runs, args.warmup, folder),
-            }
-        results["peak_rss_mb"] = round(peak_rss_mb(), 1)
-        results["concurrency"] = measure_concurrency(predictor, items[0], max(args.runs, 4), folder)
-        if not args.no_original:
-            original = original_pipeline(args.weights)
-            for scenario in items:
-                results["scenarios"][scenario.name]["original"] = summary(
-                    timed(lambda: original(scenario.image1, scenario.image2), args.runs, args.warmup))
+        server = None
         if not args.no_http:
-            results["http"] = measure_http(args.weights, items, args.runs, args.warmup, folder)
+            server = CogServer(args.weights, folder / "server.log")
+            cleanup.callback(server.stop)
+            server.wait_until({"READY"}, timeout=120.0)
+            results["http"] = {"cold_start_to_ready_s": round(time.perf_counter() - server.started, 2), "latency": {}}
+        for scenario in items:
+            paths = cog_inputs(scenario, folder)
+            replay, network_calls = floor_call(predictor, paths)
+            calls = {"this_model": predictor_call(predictor, paths), "floor": replay}
+            if original:
+                calls["original"] = partial(original, scenario.image1, scenario.image2)
+            if server:
+                calls["http"] = http_call(server, scenario)
+            times = interleaved(calls, args.runs, args.warmup)
+            figures = {name: summary(times[name]) for name in ("this_model", "floor", "original") if name in times}
+            figures["this_model"]["stages_median_ms"] = stage_split(predictor, paths, args.runs)
+            figures["floor"]["network_calls"] = network_calls
+            results["scenarios"][scenario.name] = figures
+            if server:
+                results["http"]["latency"][scenario.name] = summary(times["http"])
+        results["concurrency"] = measure_concurrency(predictor, items[0], max(args.runs, 4), folder)
+        if server:
+            results["http"].update(measure_server(server, items[0], max(2 * args.runs, 4)))
     print(format_table(results))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=1) + "\n")
@@ -370,7 +390,7 @@ def format_table(results: dict) -> str:
     for name, figures in results["scenarios"].items():
         ours = figures["this_model"]["median_ms"]
 
-        def cell(entry: dict | None) -> str:
+        def cell(entry: dict | None, ours: float = ours) -> str:
             if not entry:
                 return f"{'-':>16s}"
             return f"{entry['median_ms']:7.1f} ({entry['median_ms'] / ours:4.2f}x)"
@@ -378,7 +398,7 @@ def format_table(results: dict) -> str:
         lines.append(f"{name:44s} {ours:7.1f} ({figures['this_model']['p95_ms']:6.1f}) "
                      f"{cell(figures.get('original'))} {cell(figures['floor'])} {cell(http.get(name))}")
         stages = ", ".join(f"{stage} {ms}" for stage, ms in figures["this_model"]["stages_median_ms"].items())
-        lines.append(f"{'':44s} stages (ms): {stages}")
+        lines.append(f"{'':44s} stages, the two images one after the other (ms): {stages}")
     lines.append(f"fresh process: import predict.py {results['import_s']} s, setup() {results['setup_s']} s "
                  f"(original pipeline: FaceAnalysis + prepare {results['original_setup_s']} s); "
                  f"peak RSS in process {results['peak_rss_mb']} MB")

@@ -13,50 +13,96 @@ import numpy as np
 
 from .errors import ImageError, ImageProblem
 
-DETECTION_SIZES = ((128, 128), (640, 640))
-"""Detector input sizes, each run on the whole image and merged: InsightFace 2.1's default.
-The 128 pass finds faces that fill the frame, the 640 pass small ones (see README, "How it decides")."""
+COARSE_SIZE = (128, 128)
+"""The first pass, on every image: finds faces that fill much of the frame (InsightFace's smallest default size)."""
 
-COARSE_SIZE = DETECTION_SIZES[0]
+MEDIUM_SIZE = (320, 320)
+FULL_SIZE = (640, 640)
+DETECTION_SIZES = (COARSE_SIZE, MEDIUM_SIZE, FULL_SIZE)
+"""Every detector input size the pipeline uses (all are built at warm-up)."""
+
 LARGE_FACE = 0.2
-"""A face at least this share of the image's longest side (26 pixels or more at the 128 pass), found
-by the 128 pass alone, makes the 640 pass unnecessary: it fills a selfie or a portrait crop, is
-large enough for precise landmarks, and any face only the 640 pass would find is far smaller.
-Measured by script/measure-detection-sizes; see README, "How it decides"."""
+"""A face at least this share of the image's longest side (26 pixels or more at the 128 pass)
+needs no second pass: it fills a selfie or a portrait crop, and any face the coarse pass missed
+is far smaller. Measured by script/measure-detection-sizes; see README, "How it decides"."""
+
+MEDIUM_FACE = 0.1
+"""The largest coarse face is at least this share of the longest side but under LARGE_FACE (a
+typical arm's-length or 1080p selfie): the second pass runs at MEDIUM_SIZE, where that face spans
+32 to 64 pixels for precise landmarks and any face it would still miss (under about 3% of the
+longest side) is far too small to be the subject. Smaller or no coarse faces get FULL_SIZE."""
 
 SCORE_FLOOR = 0.58
 """Detections scoring below this are not faces. Measured with the test pack: the highest non-face
 (no-face/dogs.jpg) scores 0.53, the lowest main face of any LFW View 1 image 0.64; 0.58 splits the gap."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DetectedFace:
-    """One face: box (x1, y1, x2, y2) and 5 landmarks in the detector's image pixels, and its score."""
+    """One face: box (x1, y1, x2, y2) and 5 landmarks in the detector's image pixels, and its score.
+    Two faces are equal only when they are the same object (landmarks are an array)."""
 
     box: tuple[float, float, float, float]
     landmarks: np.ndarray
     score: float
 
+    @property
+    def height(self) -> float:
+        """The box's height in pixels."""
+        return self.box[3] - self.box[1]
+
+    def scaled(self, ratio: float) -> DetectedFace:
+        """The same face in an image `ratio` times as large."""
+        return DetectedFace(box=tuple(v * ratio for v in self.box), landmarks=self.landmarks * ratio, score=self.score)
+
+
+Detections = tuple[np.ndarray, np.ndarray]
+"""The detector's raw answer: an Nx5 array of boxes with scores, and Nx5x2 landmarks."""
+
 
 def detect_faces(detector, pixels: np.ndarray) -> list[DetectedFace]:
     """All faces the detector finds in a BGR image with a score at or above SCORE_FLOOR.
 
-    The image is searched at the scale it needs: first at 128x128, and when that finds no face
-    of at least LARGE_FACE of the image's longest side (a document, a group, a distant face), at
-    128x128 and 640x640 merged, as InsightFace does by default.
+    The image is searched at the scale it needs: first at COARSE_SIZE; then, unless that found a
+    face of at least LARGE_FACE of the longest side, once more at MEDIUM_SIZE (its largest face
+    is at least MEDIUM_FACE) or FULL_SIZE (a document, a group, a distant face, or nothing found).
+    The passes are merged by the detector's non-maximum suppression, as InsightFace merges sizes.
     """
-    faces = run_detector(detector, pixels, [COARSE_SIZE])
-    longest = max(pixels.shape[:2])
-    if any(face.box[3] - face.box[1] >= LARGE_FACE * longest for face in faces):
-        return faces
-    return run_detector(detector, pixels, list(DETECTION_SIZES))
+    coarse = detect_at(detector, pixels, COARSE_SIZE)
+    heights = coarse[0][:, 3] - coarse[0][:, 1]
+    largest = float(heights.max()) / max(pixels.shape[:2]) if len(heights) else 0.0
+    if largest >= LARGE_FACE:
+        return faces_from(coarse)
+    second = detect_at(detector, pixels, MEDIUM_SIZE if largest >= MEDIUM_FACE else FULL_SIZE)
+    return faces_from(merge_detections(detector, [coarse, second]))
 
 
 def run_detector(detector, pixels: np.ndarray, sizes: list[tuple[int, int]]) -> list[DetectedFace]:
-    """The detector's faces at these input sizes (merged by its non-maximum suppression)."""
-    boxes, landmarks = detector.detect(pixels, input_size=sizes, det_thresh=SCORE_FLOOR)
+    """The detector's faces at these input sizes, merged: one fixed search, for measurement and warm-up."""
+    return faces_from(merge_detections(detector, [detect_at(detector, pixels, size) for size in sizes]))
+
+
+def detect_at(detector, pixels: np.ndarray, size: tuple[int, int]) -> Detections:
+    """One detector pass with the image letterboxed into `size`; boxes and landmarks in image pixels."""
+    boxes, landmarks = detector.detect(pixels, input_size=[size], det_thresh=SCORE_FLOOR)
     if landmarks is None:
         raise RuntimeError("the detector gives no landmarks, so faces cannot be aligned")
+    return boxes, landmarks
+
+
+def merge_detections(detector, passes: list[Detections]) -> Detections:
+    """Several passes as one: overlapping boxes of one face are reduced to the best-scoring one."""
+    if len(passes) == 1:
+        return passes[0]
+    boxes = np.vstack([boxes for boxes, _ in passes])
+    landmarks = np.vstack([landmarks.reshape(-1, 5, 2) for _, landmarks in passes])
+    keep = detector.nms(boxes)
+    return boxes[keep], landmarks[keep]
+
+
+def faces_from(detections: Detections) -> list[DetectedFace]:
+    """DetectedFace objects for the detector's arrays, highest score first."""
+    boxes, landmarks = detections
     return [
         DetectedFace(box=tuple(float(v) for v in boxes[i, :4]), landmarks=landmarks[i], score=float(boxes[i, 4]))
         for i in range(boxes.shape[0])

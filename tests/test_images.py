@@ -12,7 +12,7 @@ from PIL import Image
 
 from conftest import case, encode
 from faceverify.errors import ImageError, ImageProblem
-from faceverify.images import MAX_BYTES, MIN_SIDE, WORKING_MAX_SIDE, bytes_from_text, decode_image
+from faceverify.images import DETECTION_SIDE, MAX_BYTES, MIN_SIDE, WORKING_MAX_SIDE, bytes_from_text, decode_image
 
 
 def problem_of(call, *args) -> ImageProblem:
@@ -173,3 +173,26 @@ def test_16_bit_colour_is_rescaled_not_clipped(obama, ext):
 def test_cmyk_jpeg_keeps_its_colours(obama):
     pixels = decode_image(encode(obama.convert("CMYK"), "JPEG", quality=95)).pixels.astype(int)
     assert np.abs(pixels - np.asarray(obama)[:, :, ::-1]).mean() < 6
+
+
+def test_large_jpeg_can_be_decoded_at_reduced_size_for_detection():
+    data = case("single-face/obama-1080p.jpg").read_bytes()
+    plain = decode_image(data)
+    assert plain.pixels.shape[:2] == (1080, 1920) and not plain.reduced
+    reduced = decode_image(data, min_side=DETECTION_SIDE)
+    assert reduced.pixels.shape[:2] == (540, 960) and reduced.reduced
+    assert reduced.scale == 0.5 and reduced.original_size == (1920, 1080)
+    # The reduction never goes under min_side: 1/4 would be 480 pixels wide.
+    assert decode_image(data, min_side=500).pixels.shape[:2] == (540, 960)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+def test_only_jpeg_is_decoded_at_reduced_size(obama, fmt):
+    big = obama.resize((obama.width * 8 // 5, obama.height * 8 // 5))  # 1456x1819, under WORKING_MAX_SIDE
+    decoded = decode_image(encode(big, fmt), min_side=DETECTION_SIDE)
+    assert decoded.pixels.shape[:2] == (big.height, big.width) and not decoded.reduced
+
+
+def test_small_jpeg_is_never_reduced():
+    decoded = decode_image(case("single-face/obama.jpg").read_bytes(), min_side=DETECTION_SIDE)
+    assert decoded.pixels.shape[:2] == (1137, 910) and not decoded.reduced

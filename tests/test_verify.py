@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from PIL import Image
 
 from conftest import case, encode
+from faceverify.images import DETECTION_SIDE, decode_image
+from faceverify.verifier import FACE_DETAIL
 from test_images import png_header_only
 
 CARD_BACKS = ["0_id-esp.png", "53_id-d.jpg", "77_card-cmw.png", "100_id-che.jpg", "100_id-mac.jpg", "100_id-si.jpg", "100_id-usa.jpg"]
@@ -78,6 +81,43 @@ def test_crop_of_the_document_portrait_matches_the_full_document(verifier):
     assert result.match is True, result
 
 
+def similarity_to(verifier, found, other) -> float:
+    first, second = verifier.embed([found, other])
+    return float(first @ second)
+
+
+def test_large_jpeg_is_searched_at_reduced_size_with_the_same_answer(verifier):
+    # obama-1080p.jpg is 1920x1080: decoded at 960x540 for detection, where its face is 166 pixels
+    # tall, enough detail for the recognizer (FACE_DETAIL), so it is not decoded again.
+    data = case("single-face/obama-1080p.jpg").read_bytes()
+    found = verifier.find_face(data)
+    assert found.image.pixels.shape[:2] == (540, 960)
+    plain = verifier.locate_face(decode_image(data))
+    assert plain.image.pixels.shape[:2] == (1080, 1920)
+    assert found.report().box == pytest.approx(plain.report().box, abs=10)
+    other = verifier.find_face(case("single-face/obama.jpg"))
+    assert similarity_to(verifier, found, other) == pytest.approx(similarity_to(verifier, plain, other), abs=0.03)
+
+
+def test_small_face_in_a_large_jpeg_is_decoded_again_with_detail(verifier):
+    # A 2000x1500 JPEG whose face is about 200 pixels tall: 100 at the 1000x750 detection decode,
+    # under FACE_DETAIL * 112, so it is decoded again at full size before alignment.
+    photo = Image.open(case("single-face/obama.jpg"))
+    canvas = Image.new("RGB", (2000, 1500), (205, 200, 190))
+    canvas.paste(photo.resize((photo.width * 6 // 10, photo.height * 6 // 10)), (700, 400))
+    data = encode(canvas, "JPEG", quality=90)
+    assert decode_image(data, min_side=DETECTION_SIDE).pixels.shape[:2] == (750, 1000)
+    found = verifier.find_face(data)
+    assert found.image.pixels.shape[:2] == (1500, 2000) and not found.image.reduced
+    assert any(face is found.face for face in found.faces)
+    assert found.face.height >= FACE_DETAIL * verifier.recognizer_size
+    plain = verifier.locate_face(decode_image(data))
+    assert found.report().box == pytest.approx(plain.report().box, abs=6)
+    other = verifier.find_face(case("single-face/obama2.jpg"))
+    assert similarity_to(verifier, found, other) == pytest.approx(similarity_to(verifier, plain, other), abs=0.03)
+    assert verifier.verify(data, case("single-face/obama2.jpg")).match is True
+
+
 @pytest.mark.parametrize("name", CARD_BACKS)
 def test_card_backs_have_no_face(verifier, name):
     result = verifier.verify(case(f"id-documents/{name}"), case("single-face/obama.jpg"))
@@ -129,6 +169,26 @@ def test_every_image_error_code_from_a_real_input(verifier, image1, image2, code
     assert result.error_code == code
     assert result.match is False and result.similarity is None
     assert result.error.startswith(code.split("_")[0] + ": ")
+
+
+def test_both_images_are_examined_and_image1s_problem_comes_first(verifier):
+    # image1 without a face: its error is reported, and image2's face is reported too.
+    result = verifier.verify(case("no-face/dogs.jpg"), case("single-face/obama2.jpg"))
+    assert result.error_code == "image1_no_face" and result.image1.face_count == 0
+    assert result.image2.face_count == 1 and len(result.image2.box) == 4
+    # Both images bad: image1's problem is the one reported.
+    both = verifier.verify(case("no-face/dogs.jpg"), TEXT)
+    assert both.error_code == "image1_no_face" and both.match is False
+
+
+def test_answers_are_the_same_when_predictions_overlap(verifier):
+    # Two verifications at once share the helper threads; each must get its own pair's answer.
+    pairs = [(case("single-face/obama.jpg"), case("single-face/obama2.jpg")),
+             (case("single-face/obama-1080p.jpg"), case("single-face/biden.jpg"))] * 4
+    alone = [verifier.verify(*pair).similarity for pair in pairs]
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(lambda pair: verifier.verify(*pair).similarity, pairs))
+    assert together == alone and len(set(alone)) == 2
 
 
 def test_data_uri_and_base64_inputs_give_the_same_answer_as_files(verifier):
