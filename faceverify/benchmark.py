@@ -97,15 +97,21 @@ def cog_inputs(scenario: Scenario, folder: Path) -> list:
     return paths
 
 
+SETTLE_S = 0.05
+"""Pause between two timed calls, so that threads one pipeline left spinning (the original
+pipeline's ONNX Runtime sessions spin by default) are idle before the next is timed."""
+
+
 def interleaved(functions: dict[str, Callable[[], object]], runs: int, warmup: int) -> dict[str, list[float]]:
     """Wall times in milliseconds of each function, called in turns: `warmup` untimed rounds, then
-    `runs` timed rounds of one call each, in the order given."""
+    `runs` timed rounds of one call each, in the order given, SETTLE_S apart."""
     for _ in range(warmup):
         for function in functions.values():
             function()
     times: dict[str, list[float]] = {name: [] for name in functions}
     for _ in range(runs):
         for name, function in functions.items():
+            time.sleep(SETTLE_S)
             start = time.perf_counter()
             function()
             times[name].append((time.perf_counter() - start) * 1000)
