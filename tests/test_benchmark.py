@@ -20,7 +20,8 @@ def test_benchmark_runs_every_measurement_and_writes_json(tmp_path):
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     report = json.loads(report_path.read_text())
-    assert len(report["scenarios"]) == 5
+    names = list(report["scenarios"])
+    assert len(names) == 5
     for figures in report["scenarios"].values():
         assert set(figures) == {"this_model", "floor", "original"}
         assert figures["this_model"]["median_ms"] > 0 and figures["floor"]["network_calls"]
@@ -29,5 +30,6 @@ def test_benchmark_runs_every_measurement_and_writes_json(tmp_path):
     assert report["http"]["cold_start_to_ready_s"] > 0 and report["http"]["server_rss_mb"] > 100
     assert report["setup_s"] > 0 and report["import_s"] > 0
     assert report["concurrency"]["predictions"] >= 2
-    assert report["http"]["throughput"]["two_clients_per_s"] > 0
+    assert [item["scenario"] for item in report["http"]["throughput"]] == [names[0], names[3]]
+    assert all(item["two_clients_per_s"] > 0 for item in report["http"]["throughput"])
     assert "this model" in completed.stdout and "original" in completed.stdout
