@@ -303,7 +303,7 @@ assert len({item.id for item in CORPUS}) == len(CORPUS) >= 40
 def check_outcome(item: Case, output: dict, threshold: float) -> None:
     """The answer `item` declares, on Cog's output record (a dict); `threshold` is the pack's default."""
     assert output["threshold"] == threshold and output["model_pack"] == "scrfd2.5g-sface", output
-    assert output["image1_face_count"] >= 1, "the reference photo is always examined first"
+    assert output["image1_face_count"] >= 1, "the reference photo is always examined"
     if item.expect in (MATCH, NO_MATCH):
         assert output["error_code"] is None and output["error"] is None, output
         similarity = output["similarity"]
