@@ -61,8 +61,7 @@ class Predictor(BasePredictor):
 
         Async so that Cog can run two predictions at once (cog.yaml `concurrency.max`): the work
         runs in a thread, and the loaded networks are shared (ONNX Runtime sessions are safe to
-        call from several threads). Measured on 2 cores through the Cog server (script/benchmark): 21.8
-        predictions/s with two clients at once against 20.3/s with one (README, "Performance").
+        call from several threads). The gain is measured in docs/how-it-decides.md, "Concurrency".
         """
         return await asyncio.to_thread(self.compare, image1, image2, threshold)
 

@@ -9,8 +9,9 @@ The pipeline, one module per stage:
     modelpack   the detector and recognizer, loaded from a checked manifest-V2 folder
     calibration a pack's default threshold and its measured FMR/FNMR table
 
-Tools built on it: evaluation (script/evaluate), benchmark (script/benchmark), and cogserver,
-the real Cog server as a subprocess for tests, soak and benchmark.
+This package is what the model image runs. The development tooling built on it (evaluation,
+benchmark, soak, the Cog server harness, the measure-* commands) lives in `faceverify_tools`,
+which this package never imports; see docs/ for the design and the measurements.
 """
 
 from .errors import ImageError, ImageProblem, ModelPackError

@@ -21,20 +21,25 @@ FULL_SIZE = (640, 640)
 DETECTION_SIZES = (COARSE_SIZE, MEDIUM_SIZE, FULL_SIZE)
 """Every detector input size the pipeline uses (all are built at warm-up)."""
 
+DETECTION_SIDE = max(FULL_SIZE)
+"""The longest image side detection can use (its largest input). A JPEG at least twice as large can
+first be decoded at reduced size for detection: `decode_image(data, min_side=DETECTION_SIDE)`."""
+
 LARGE_FACE = 0.2
-"""A face at least this share of the image's longest side (26 pixels or more at the 128 pass)
-needs no second pass: it fills a selfie or a portrait crop, and any face the coarse pass missed
-is far smaller. Measured by script/measure-detection-sizes; see README, "How it decides"."""
+"""A face at least this share of the image's longest side needs no second pass: it fills a selfie
+or a portrait crop, and any face the coarse pass missed is far smaller. Chosen by
+script/measure-detection-sizes; see docs/how-it-decides.md, "Detection sizes"."""
 
 MEDIUM_FACE = 0.1
 """The largest coarse face is at least this share of the longest side but under LARGE_FACE (a
-typical arm's-length or 1080p selfie): the second pass runs at MEDIUM_SIZE, where that face spans
-32 to 64 pixels for precise landmarks and any face it would still miss (under about 3% of the
-longest side) is far too small to be the subject. Smaller or no coarse faces get FULL_SIZE."""
+typical arm's-length or 1080p selfie): the second pass runs at MEDIUM_SIZE, where that face is
+large enough for precise landmarks and any face it would still miss is far too small to be the
+subject. Smaller or no coarse faces get FULL_SIZE."""
 
 SCORE_FLOOR = 0.58
-"""Detections scoring below this are not faces. Measured with the test pack: the highest non-face
-(no-face/dogs.jpg) scores 0.53, the lowest main face of any LFW View 1 image 0.64; 0.58 splits the gap."""
+"""Detections scoring below this are not faces: it splits the gap between the highest-scoring
+non-face of the cases folder and the lowest-scoring main face of LFW View 1, as measured with the
+test pack by script/measure-face-choice (docs/how-it-decides.md, "Score floor")."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,8 +120,8 @@ def prominence(face: DetectedFace, width: int, height: int) -> float:
     Its visible area, discounted when the box spills over the image edge (a half-cut
     bystander), weighted by detection score and by closeness to the image centre (a factor
     from 1 at the centre to 0 in a corner). The result is in pixels squared, so only its order
-    matters. Measured on LFW View 1 pairsDevTest (best-threshold accuracy, test pack):
-    highest score 98.7%, largest box 97.5%, this rule without the centre factor 99.1%, with it 99.3%.
+    matters. The rule and its alternatives are compared by script/measure-face-choice
+    (docs/how-it-decides.md, "Face choice").
     """
     x1, y1, x2, y2 = face.box
     box_area = max(x2 - x1, 0.0) * max(y2 - y1, 0.0)

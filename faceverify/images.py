@@ -50,10 +50,6 @@ WORKING_MAX_SIDE = 2048
 """Larger images are scaled down to at most this longest side before detection (boxes are mapped
 back); large JPEGs are decoded at reduced size, ending between half this and this."""
 
-DETECTION_SIDE = 640
-"""The longest side detection needs (the detector's largest input). A JPEG at least twice as large
-can first be decoded at reduced size for detection (`decode_image(data, min_side=DETECTION_SIDE)`)."""
-
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF", "HEIF")
 
 # Pillow's own bomb check would stop at 2x its limit; ours runs first, from the header.
@@ -140,8 +136,8 @@ def decode_image(data: bytes, min_side: int | None = None) -> DecodedImage:
 
     A JPEG over WORKING_MAX_SIDE is decoded at reduced size (DCT scaling by 1/2, 1/4 or 1/8) to a
     longest side between half that and that. `min_side` lets it be reduced further, as long as its
-    longest side stays at least `min_side` pixels: 3 times faster for a 1080p photo decoded for
-    detection at 960x540. Other formats are always decoded whole.
+    longest side stays at least `min_side` pixels (docs/how-it-decides.md, "Reduced decoding").
+    Other formats are always decoded whole.
 
     Raises ImageError: INVALID (empty, not an accepted image format, corrupt), TOO_LARGE
     (over MAX_BYTES or MAX_PIXELS), TOO_SMALL (a side under MIN_SIDE).
@@ -164,7 +160,7 @@ def decode_image(data: bytes, min_side: int | None = None) -> DecodedImage:
         # Draft mode may already have reduced a JPEG; the scale is measured on the result.
         if max(rgb.size) > WORKING_MAX_SIDE:
             rgb.thumbnail((WORKING_MAX_SIDE, WORKING_MAX_SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0)
-        bgr = cv2.cvtColor(np.asarray(rgb), cv2.COLOR_RGB2BGR)  # half the time of a reversed numpy copy
+        bgr = cv2.cvtColor(np.asarray(rgb), cv2.COLOR_RGB2BGR)  # faster than a reversed numpy copy
 
     turned = orientation in (5, 6, 7, 8)
     original_width, original_height = (header_height, header_width) if turned else (header_width, header_height)
@@ -210,8 +206,7 @@ def _draft(image: Image.Image, min_side: int) -> None:
     """Let the JPEG decoder skip detail we would throw away (DCT scaling by 1/2, 1/4 or 1/8).
 
     The decoder picks the strongest reduction that keeps the longest side at least `min_side`,
-    so nothing needs resampling afterwards (a 10 MP phone photo: 103 ms -> 40 ms to decode at
-    [1024, 2048] px). Other formats ignore it.
+    so nothing needs resampling afterwards. Other formats ignore it.
     """
     if image.format not in ("JPEG", "MPO") or max(image.size) < 2 * min_side:
         return
@@ -255,7 +250,7 @@ def _grey_8bit(image: Image.Image) -> np.ndarray:
     """A 16/32-bit or float greyscale image as 8-bit values: 16-bit is rescaled, 0..1 floats stretched.
 
     Works in the image's own dtype (uint16 / int32 / float32) and frees its copies on return: a
-    float64 copy of a 50 MP 16-bit image takes 400 MB, and a 90 KB PNG can claim one.
+    float64 copy of a 16-bit image at the pixel limit is large, and a tiny PNG can claim one.
     """
     values = np.asarray(image)
     peak = float(values.max()) if values.size else 0.0

@@ -70,10 +70,8 @@ def session_options(threads: int | None = None) -> onnxruntime.SessionOptions:
 
     Each network call runs on `threads` intra-op threads, by default half the cores (at least one):
     a prediction works on its two images at once, one per thread (see FaceVerifier), so the two
-    together use every core. Measured on 2 cores, a pair of selfies: 38 ms with one thread per call,
-    44 ms with ONNX Runtime's default of one per core (the two calls then share the cores), and
-    55 ms for the images one after the other with one per core. Spinning idle threads is turned
-    off: it made the two network calls of one comparison slower (134 ms with spinning, 89 ms without).
+    together use every core. Spinning idle threads is turned off: it made the network calls of one
+    comparison slower. Both choices are measured in docs/how-it-decides.md, "Threads".
     """
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads or max(1, (os.cpu_count() or 2) // 2)

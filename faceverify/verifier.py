@@ -8,9 +8,9 @@
 Each can be `bytes`, a `pathlib.Path` to a file, or a `str` holding a data URI or base64.
 A `str` is never opened as a path or fetched as a URL. A problem with an image is not an
 exception: it comes back as a `Verification` with `match=False` and an `error_code`. Both images
-are examined at once, `image1` in a helper thread and `image2` in the caller's (on 2 cores a pair
-of selfies: 38 ms, against 55 ms one after the other; see `modelpack.session_options`); when both
-have a problem, `image1`'s is reported.
+are examined at once, `image1` in a helper thread and `image2` in the caller's (see
+`modelpack.session_options` and docs/how-it-decides.md); when both have a problem, `image1`'s is
+reported.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from .compare import check_threshold, cosine_similarity, is_match
 from .embeddings import align_face, embed_faces
 from .errors import ImageError, ImageProblem
 from .faces import (
+    DETECTION_SIDE,
     DETECTION_SIZES,
     DetectedFace,
     choose_main_face,
@@ -33,7 +34,6 @@ from .faces import (
     run_detector,
 )
 from .images import (
-    DETECTION_SIDE,
     DecodedImage,
     bytes_from_text,
     decode_image,
@@ -47,9 +47,9 @@ IMAGE_NAMES = ("image1", "image2")
 FACE_DETAIL = 1.25
 """A face found in an image decoded at reduced size for detection must be at least this many times
 the recognizer's input size tall (140 pixels for 112), or the image is decoded again with more
-detail before alignment. The LFW photos the accuracy was measured on have face boxes 1.0 to 1.25
-times the crop's size (113-137 pixels for 112), so every face is aligned with at least their detail.
-`script/measure-decode-sizes` compares the answers with decoding every image whole."""
+detail before alignment: at least the detail of the LFW photos the accuracy was measured on
+(docs/how-it-decides.md, "Reduced decoding"). `script/measure-decode-sizes` compares the answers
+with decoding every image whole."""
 
 
 @dataclass(frozen=True)
@@ -209,7 +209,7 @@ class FaceVerifier:
             if self.default_threshold is None:
                 raise ValueError(
                     f"model pack {self.pack.model_id} has no calibrated default threshold; pass threshold "
-                    "(calibrate one on your own data, see README)"
+                    "(calibrate one on your own data: docs/operations.md)"
                 )
             threshold = self.default_threshold
         threshold = check_threshold(threshold)

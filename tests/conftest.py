@@ -7,27 +7,13 @@ Nothing here is mocked or skipped: without the shared weights and data the tests
 from __future__ import annotations
 
 import io
-import os
 import shutil
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from faceverify.cogserver import CogServer  # noqa: F401  (the tests' server harness)
-
-REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("FACEVERIFY_SHARED", REPO.parent / "shared")).resolve()
-TEST_PACK = SHARED / "weights" / "scrfd2.5g-sface"
-CASES = SHARED / "data" / "cases"
-LFW = SHARED / "data" / "lfw"
-
-
-def case(relative: str) -> Path:
-    """A file from ../shared/data/cases, failing the test if it is not there."""
-    path = CASES / relative
-    assert path.is_file(), f"missing test image {path}: set FACEVERIFY_SHARED to the shared folder"
-    return path
+from faceverify_tools.cogserver import CogServer  # noqa: F401  (the tests' server harness)
+from faceverify_tools.shared import CASES, LFW, REPO, SHARED, TEST_PACK, case  # noqa: F401  (used by the tests)
 
 
 def encode(image: Image.Image, fmt: str, **params) -> bytes:

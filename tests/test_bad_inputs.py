@@ -21,7 +21,6 @@ import struct
 import tempfile
 import time
 import zipfile
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ from PIL import Image
 
 import predict
 from conftest import CASES, TEST_PACK, case, encode
-from test_images import png_header_only
+from faceverify_tools.inputs import data_uri, flat_png, png_claiming_size
 
 REFERENCE = "single-face/obama.jpg"
 SAME_PERSON = "single-face/obama2.jpg"
@@ -141,21 +140,6 @@ def webp_with_canvas(width: int, height: int) -> bytes:
     return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
-def png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def solid_png(width: int, height: int) -> bytes:
-    """A flat grey PNG written row by row: tiny on the wire, width x height pixels when decoded."""
-    row = b"\x00" + b"\x80" * (width * 3)
-    compressor, idat = zlib.compressobj(9), []
-    for _ in range(height):
-        idat.append(compressor.compress(row))
-    idat.append(compressor.flush())
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", b"".join(idat)) + png_chunk(b"IEND", b"")
-
-
 @functools.cache
 def phone_photo_48mp() -> bytes:
     """The same-person photo scaled up to 5000x9600 (48 MP), as a modern phone would send it."""
@@ -256,7 +240,7 @@ def corpus() -> list[Case]:
         Case("webp-riff-bit-flipped", lambda: bytes([webp[0] ^ 0x04]) + webp[1:], "invalid", "image/webp"),
         Case("webp-10-bit-flips", lambda: flip_bits(webp, 10, seed=0, start=40), "no_face", "image/webp"),
         # Too large: on the wire, or in what the header claims (checked before decoding).
-        Case("png-claims-100000x100000", lambda: png_header_only(100_000, 100_000), "too_large", "image/png"),
+        Case("png-claims-100000x100000", lambda: png_claiming_size(100_000, 100_000), "too_large", "image/png"),
         Case("jpeg-claims-65535x65535", lambda: jpeg_with_size(65535, 65535), "too_large"),
         Case("jpeg-claims-51-megapixels", lambda: jpeg_with_size(7200, 7100), "too_large"),
         Case("gif-claims-65535x65535", lambda: gif_with_size(65535, 65535), "too_large", "image/gif"),
@@ -272,7 +256,7 @@ def corpus() -> list[Case]:
         Case("dogs", lambda: raw("no-face/dogs.jpg"), "no_face"),
         Case("card-back", lambda: raw("id-documents/100_id-usa.jpg"), "no_face"),
         Case("pixelated-passport", lambda: raw("id-documents/27_pass-gbr.jpg"), "no_face"),
-        Case("flat-49mp-png", lambda: solid_png(7000, 7000), "no_face", "image/png"),
+        Case("flat-49mp-png", lambda: flat_png(7000, 7000, value=0x80), "no_face", "image/png"),
         # Strings that are not images, or that try to reach the server's files or the network.
         Case("invalid-base64", lambda: "%%% this is not base64 %%%", "invalid"),
         Case("base64-of-text", lambda: b64(b"just some text, no image here\n" * 20), "invalid"),
@@ -386,7 +370,7 @@ def json_value(item: Case) -> object:
     """The case as a caller sends it over HTTP: bytes as a data URI, anything else unchanged."""
     value = item.make()
     if isinstance(value, bytes):
-        return f"data:{item.media};base64," + b64(value)
+        return data_uri(value, item.media)
     return value
 
 

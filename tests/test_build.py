@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import subprocess
@@ -11,7 +12,7 @@ import zipfile
 import jsonschema
 import yaml
 
-from conftest import REPO, SHARED
+from conftest import REPO, SHARED, TEST_PACK, case
 
 
 def test_cog_yaml_validates_against_cogs_own_schema():
@@ -34,10 +35,47 @@ def test_requirements_are_exact_pins():
     assert "insightface==2.1" in requirements
 
 
+def build_context() -> list[str]:
+    """The tracked files `cog build` sends to Docker: those no .dockerignore pattern matches, by
+    Docker's rule that a pattern matching a folder leaves out everything in it."""
+    patterns = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+
+    def ignored(path: str) -> bool:
+        parts = path.split("/")
+        prefixes = ["/".join(parts[:end]) for end in range(1, len(parts) + 1)]
+        return any(fnmatch.fnmatch(prefix, pattern.replace("**/", "*")) for prefix in prefixes for pattern in patterns)
+
+    return [path for path in tracked if (REPO / path).exists() and not ignored(path)]
+
+
 def test_dockerignore_keeps_weights_in_and_tests_out():
     ignored = (REPO / ".dockerignore").read_text().split()
     assert {"tests", ".venv", ".git"} <= set(ignored)
     assert not any(entry.rstrip("/") in ("weights", "weights/*", "weights/buffalo_l") for entry in ignored)
+
+
+def test_build_context_holds_the_pipeline_and_no_tooling():
+    context = build_context()
+    assert {"predict.py", "cog.yaml", "requirements.txt", "faceverify/verifier.py", "faceverify/calibrations/buffalo_l.json"} <= set(context)
+    outside = [path for path in context if not path.startswith(("faceverify/", "weights/"))]
+    assert sorted(outside) == [".dockerignore", ".gitignore", "README.md", "cog.yaml", "predict.py", "requirements.txt"]
+
+
+def test_importing_and_running_the_predictor_loads_no_tooling_module():
+    snippet = (
+        "import sys, predict\n"
+        f"predictor = predict.Predictor(); predictor.setup(weights={str(TEST_PACK)!r})\n"
+        f"output = predictor.compare(open({str(case('single-face/obama.jpg'))!r}, 'rb').read(),"
+        f" open({str(case('single-face/obama2.jpg'))!r}, 'rb').read())\n"
+        "print(output.match, sorted(name for name in sys.modules if name.split('.')[0] in ('faceverify_tools', 'conftest')))\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", snippet], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "True []", "a whole comparison ran and imported no tooling"
+    for path in (REPO / "faceverify").rglob("*.py"):
+        assert not re.search(r"^\s*(from|import)\s+faceverify_tools", path.read_text(), re.M), path
 
 
 def run_download(*args: str) -> subprocess.CompletedProcess:

@@ -17,8 +17,8 @@ from PIL import Image
 from conftest import LFW, REPO, TEST_PACK, case
 from faceverify.calibration import Calibration, RatePoint, parse_calibration
 from faceverify.errors import ModelPackError
-from faceverify.evaluation import metrics
-from faceverify.evaluation.idcards import make_id_card
+from faceverify_tools.evaluation import metrics
+from faceverify_tools.evaluation.idcards import make_id_card
 
 # --- metrics, on scores whose answers can be worked out by hand ---------------------------------
 

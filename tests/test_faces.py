@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import case
 
+from conftest import case
 from faceverify.faces import (
     COARSE_SIZE,
+    DETECTION_SIDE,
     FULL_SIZE,
     SCORE_FLOOR,
     choose_main_face,
     detect_faces,
     run_detector,
 )
-from faceverify.images import DETECTION_SIDE, decode_image
+from faceverify.images import decode_image
 
 IMAGES = ["single-face/obama.jpg", "single-face/obama-1080p.jpg", "single-face/biden.jpg", "single-face/obama3.jpg",
           "single-face/obama-240p.jpg", "id-documents/100_pass-lux.jpg", "id-documents/passport-td3.jpg",

@@ -16,7 +16,6 @@ import functools
 import os
 import struct
 import time
-import zlib
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -28,7 +27,14 @@ from PIL import Image
 
 from conftest import case, encode
 from faceverify.errors import ImageError, ImageProblem
-from faceverify.images import MAX_PIXELS, MIN_SIDE, WORKING_MAX_SIDE, bytes_from_text, decode_image
+from faceverify.images import (
+    MAX_PIXELS,
+    MIN_SIDE,
+    WORKING_MAX_SIDE,
+    bytes_from_text,
+    decode_image,
+)
+from faceverify_tools.inputs import flat_png
 
 SECONDS_PER_CALL = 10.0
 PEAK_MEMORY_MB = 700  # the worst image the limits let through (50 MP) needs ~330 MB; see the flood test
@@ -197,19 +203,6 @@ def test_bytes_from_text_and_decode_on_mangled_strings(text):
 
 # --- the heaviest images the limits let through ----------------------------------------------------
 
-def _png(width: int, height: int, bit_depth: int, colour_type: int) -> bytes:
-    """A flat PNG written row by row: a few KB on the wire, width x height pixels decoded."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    channels = {0: 1, 2: 3, 4: 2, 6: 4}[colour_type]
-    row = b"\x00" + b"\x40" * (width * channels * bit_depth // 8)
-    compressor = zlib.compressobj(9)
-    idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
-    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
-
-
 @pytest.mark.parametrize(
     "bit_depth,colour_type", [(8, 2), (16, 0), (16, 2), (8, 6), (16, 4)],
     ids=["rgb-8", "grey-16", "rgb-16", "rgba-8", "grey-alpha-16"],
@@ -218,7 +211,7 @@ def test_pixel_floods_under_the_limit_stay_within_memory_and_time(bit_depth, col
     """A 49 MP flat PNG (under the 50 MP limit, a few hundred KB) decodes within the bounds.
     Measured: ~260 MB for RGB, ~450 MB with alpha; before images.py was fixed, grey-16 peaked at
     ~1.2 GB (float64 copies) and RGBA at ~730 MB (three RGBA copies)."""
-    data = _png(7000, 7000, bit_depth, colour_type)
+    data = flat_png(7000, 7000, bit_depth, colour_type)
     assert len(data) < 1_000_000
     result, elapsed, peak_mb = measured(lambda: decode_image(data))
     assert not isinstance(result, Exception), result

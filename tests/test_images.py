@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -12,7 +10,15 @@ from PIL import Image
 
 from conftest import case, encode
 from faceverify.errors import ImageError, ImageProblem
-from faceverify.images import DETECTION_SIDE, MAX_BYTES, MIN_SIDE, WORKING_MAX_SIDE, bytes_from_text, decode_image
+from faceverify.faces import DETECTION_SIDE
+from faceverify.images import (
+    MAX_BYTES,
+    MIN_SIDE,
+    WORKING_MAX_SIDE,
+    bytes_from_text,
+    decode_image,
+)
+from faceverify_tools.inputs import png_claiming_size
 
 
 def problem_of(call, *args) -> ImageProblem:
@@ -20,14 +26,6 @@ def problem_of(call, *args) -> ImageProblem:
         call(*args)
     assert raised.value.message, "every problem carries a sentence for people"
     return raised.value.problem
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG whose header claims width x height, with a tiny (wrong) body: a decompression bomb shape."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b"")
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +98,7 @@ def test_large_photos_are_scaled_down_and_sizes_reported_in_original_pixels(obam
 
 
 def test_png_claiming_100000_pixels_square_is_too_large_without_decoding():
-    assert problem_of(decode_image, png_header_only(100_000, 100_000)) == ImageProblem.TOO_LARGE
+    assert problem_of(decode_image, png_claiming_size(100_000, 100_000)) == ImageProblem.TOO_LARGE
 
 
 def test_over_the_byte_limit_is_too_large():

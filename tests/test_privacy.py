@@ -32,12 +32,9 @@ from PIL import Image
 
 import predict
 from conftest import CASES, REPO, TEST_PACK, CogServer, case, encode
+from faceverify_tools.inputs import data_uri
 
 CANARY = f"FVCANARY{uuid.uuid4().hex[:12]}"
-
-
-def data_uri(data: bytes, media: str = "image/jpeg") -> str:
-    return f"data:{media};base64," + base64.b64encode(data).decode()
 
 
 @functools.cache

@@ -9,17 +9,13 @@ import shutil
 import pytest
 
 from conftest import TEST_PACK, CogServer, case
-from test_images import png_header_only
+from faceverify_tools.inputs import data_uri, png_claiming_size
 
 OUTPUT_FIELDS = {
     "match", "similarity", "threshold", "false_match_rate", "error_code", "error", "model_pack",
     "image1_face_count", "image1_face_box", "image1_face_score",
     "image2_face_count", "image2_face_box", "image2_face_score",
 }
-
-
-def data_uri(data: bytes, media: str = "image/jpeg") -> str:
-    return f"data:{media};base64," + base64.b64encode(data).decode()
 
 
 def photo(name: str) -> str:
@@ -64,7 +60,7 @@ def test_bare_base64_and_explicit_threshold(server):
         ({"image1": "/etc/passwd", "image2": "PHOTO"}, "image1_invalid"),
         ({"image1": "PHOTO", "image2": "file:///etc/passwd"}, "image2_invalid"),
         ({"image1": "not base64 ###", "image2": "PHOTO"}, "image1_invalid"),
-        ({"image1": data_uri(png_header_only(100_000, 100_000), "image/png"), "image2": "PHOTO"}, "image1_too_large"),
+        ({"image1": data_uri(png_claiming_size(100_000, 100_000), "image/png"), "image2": "PHOTO"}, "image1_too_large"),
         ({"image1": "PHOTO", "image2": data_uri(case("no-face/dogs.jpg").read_bytes())}, "image2_no_face"),
         ({"image2": "PHOTO"}, "image1_missing"),
     ],

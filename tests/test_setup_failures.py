@@ -9,7 +9,6 @@ redirected weight files, and the other damages through the server.
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 
@@ -18,6 +17,7 @@ import pytest
 import predict
 from conftest import CogServer, case
 from faceverify import ModelPackError
+from faceverify_tools.inputs import data_uri
 
 SETUP_SECONDS = 60.0
 
@@ -108,7 +108,7 @@ def test_server_reports_setup_failed_naming_the_file_and_serves_nothing(pack_cop
         assert health["status"] == "SETUP_FAILED", health
         assert time.monotonic() - started < SETUP_SECONDS
         assert named in json.dumps(health) + server.logs()
-        photo = "data:image/jpeg;base64," + base64.b64encode(case("single-face/obama.jpg").read_bytes()).decode()
+        photo = data_uri(case("single-face/obama.jpg").read_bytes())
         response = server.predict({"image1": photo, "image2": photo}, timeout=10)
         body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
         assert response.status_code != 200 or body.get("status") != "succeeded", body

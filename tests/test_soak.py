@@ -9,6 +9,7 @@ checked as in the full run.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -19,7 +20,8 @@ SOAK = REPO / "script" / "soak"
 
 def run_soak(tmp_path, *args: str) -> subprocess.CompletedProcess:
     env_args = ["--weights", str(TEST_PACK), "--data", str(SHARED / "data"), "--log", str(tmp_path / "server.log"), "--quiet"]
-    return subprocess.run([sys.executable, str(SOAK), *env_args, *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run([str(SOAK), *env_args, *args], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, FACEVERIFY_PYTHON=sys.executable))
 
 
 def test_soak_runs_and_reports_every_figure(tmp_path):

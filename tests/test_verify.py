@@ -10,9 +10,10 @@ import pytest
 from PIL import Image
 
 from conftest import case, encode
-from faceverify.images import DETECTION_SIDE, decode_image
+from faceverify.faces import DETECTION_SIDE
+from faceverify.images import decode_image
 from faceverify.verifier import FACE_DETAIL
-from test_images import png_header_only
+from faceverify_tools.inputs import data_uri, png_claiming_size
 
 CARD_BACKS = ["0_id-esp.png", "53_id-d.jpg", "77_card-cmw.png", "100_id-che.jpg", "100_id-mac.jpg", "100_id-si.jpg", "100_id-usa.jpg"]
 
@@ -151,8 +152,8 @@ TEXT = b"just some text, not an image\n"
         (TEXT, "obama", "image1_invalid"),
         ("obama", b"\xff\xd8\xff\xe0corrupt jpeg", "image2_invalid"),
         ("obama", "/etc/passwd", "image2_invalid"),
-        (png_header_only(100_000, 100_000), "obama", "image1_too_large"),
-        ("obama", png_header_only(100_000, 100_000), "image2_too_large"),
+        (png_claiming_size(100_000, 100_000), "obama", "image1_too_large"),
+        ("obama", png_claiming_size(100_000, 100_000), "image2_too_large"),
         ("tiny", "obama", "image1_too_small"),
         ("obama", "tiny", "image2_too_small"),
         ("dogs", "obama", "image1_no_face"),
@@ -193,7 +194,7 @@ def test_answers_are_the_same_when_predictions_overlap(verifier):
 
 def test_data_uri_and_base64_inputs_give_the_same_answer_as_files(verifier):
     obama = case("single-face/obama.jpg")
-    uri = "data:image/jpeg;base64," + base64.b64encode(obama.read_bytes()).decode()
+    uri = data_uri(obama.read_bytes())
     bare = base64.b64encode(case("single-face/obama2.jpg").read_bytes()).decode()
     by_text = verifier.verify(uri, bare)
     by_file = verifier.verify(obama, case("single-face/obama2.jpg"))

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import requests
 
-REPO = Path(__file__).resolve().parent.parent
+from .shared import REPO
+
 MAX_CONCURRENCY = "2"
 """As cog.yaml's `concurrency.max`; a built image sets COG_MAX_CONCURRENCY from it."""
 

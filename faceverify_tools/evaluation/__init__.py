@@ -1,4 +1,4 @@
-"""Measuring accuracy: `script/evaluate` (python -m faceverify.evaluation).
+"""Measuring accuracy: `script/evaluate` (python -m faceverify_tools.evaluation).
 
     metrics        scores -> FMR/FNMR, 10-fold accuracy, TAR at FMR, EER
     embedding_run  images -> embeddings, through the predictor's own pipeline, in worker processes

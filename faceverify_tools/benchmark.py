@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import io
 import json
 import os
@@ -45,10 +44,8 @@ from pathlib import Path
 import numpy as np
 
 from .cogserver import CogServer
-
-REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("FACEVERIFY_SHARED", REPO.parent / "shared"))
-CASES = SHARED / "data" / "cases"
+from .inputs import data_uri
+from .shared import CASES, REPO
 
 
 @dataclass(frozen=True)
@@ -133,9 +130,10 @@ def predictor_call(predictor, paths: list) -> Callable[[], object]:
 
 def stage_split(predictor, paths: list, runs: int) -> dict[str, float]:
     """Median milliseconds of each stage of `FaceVerifier.verify`, run step by step `runs` times."""
-    from .compare import cosine_similarity
-    from .images import DETECTION_SIDE, decode_image
-    from .verifier import image_bytes
+    from faceverify.compare import cosine_similarity
+    from faceverify.faces import DETECTION_SIDE
+    from faceverify.images import decode_image
+    from faceverify.verifier import image_bytes
 
     verifier = predictor.verifier
     stages: dict[str, list[float]] = {"decode": [], "detection": [], "alignment + embedding": [], "comparison": []}
@@ -265,7 +263,7 @@ clock = time.perf_counter()
 predictor = predict.Predictor()
 predictor.setup(weights={str(pack_path)!r})
 setup = time.perf_counter() - clock
-from faceverify.benchmark import original_pipeline, scenarios
+from faceverify_tools.benchmark import original_pipeline, scenarios
 for scenario in scenarios():
     predictor.verifier.verify(scenario.image1, scenario.image2)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -288,15 +286,11 @@ def output_of(response) -> dict:
     return body["output"]
 
 
-def data_uri(data: bytes) -> str:
-    """Bytes as a data URI, as the web app sends them (the media type is not checked)."""
-    return "data:application/octet-stream;base64," + base64.b64encode(data).decode()
-
-
 def http_call(server: CogServer, scenario: Scenario) -> Callable[[], object]:
     """One POST /predictions of the scenario's images as data URIs (encoded once, as a client
     holding them would), waiting for the answer."""
-    inputs = {"image1": data_uri(scenario.image1), "image2": data_uri(scenario.image2)}
+    inputs = {"image1": data_uri(scenario.image1, "application/octet-stream"),
+              "image2": data_uri(scenario.image2, "application/octet-stream")}
     return lambda: output_of(server.predict(inputs, timeout=120.0))
 
 

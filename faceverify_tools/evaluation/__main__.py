@@ -20,12 +20,19 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import ImageError, ModelPackError
-from ..modelpack import default_pack_path
-from ..pairs import image_path, read_pairs
-from ..verifier import FaceVerifier
+from faceverify.errors import ImageError, ModelPackError
+from faceverify.modelpack import default_pack_path
+from faceverify.verifier import FaceVerifier
+from faceverify_tools.pairs import image_path, read_pairs
+
 from .embedding_run import CARD, PHOTO, ImageTask, embed_images
-from .report import calibration_json, calibration_record, format_summary, score_pairs, summarize
+from .report import (
+    calibration_json,
+    calibration_record,
+    format_summary,
+    score_pairs,
+    summarize,
+)
 
 DOCUMENT_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic"}
 

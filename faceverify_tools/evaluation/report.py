@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..pairs import Pair
+from faceverify.compare import cosine_similarity
+from faceverify_tools.pairs import Pair
+
 from . import metrics
 from .embedding_run import PHOTO
 
@@ -51,7 +53,7 @@ def score_pairs(name: str, pairs: list[Pair], first: dict, second: dict) -> Scor
             failed_images.update(f"{o.task.kind}:{o.task.path.name}" for _, o in failed)
             scores[index] = metrics.FAILED_SCORE
         else:
-            scores[index] = round(float(np.clip(outcome1.embedding @ outcome2.embedding, -1, 1)), 4)
+            scores[index] = cosine_similarity(outcome1.embedding, outcome2.embedding)
     genuine = np.array([pair.genuine for pair in pairs])
     off_centre = {f"{o.task.kind}:{o.task.path.name}" for o in [*first.values(), *second.values()]
                   if o.task.kind == PHOTO and o.face_offset is not None and o.face_offset > OFF_CENTRE}

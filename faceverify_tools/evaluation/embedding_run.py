@@ -54,7 +54,7 @@ _verifier = None
 
 def _load_worker(pack_path: str, threads: int | None) -> None:
     global _verifier
-    from ..verifier import FaceVerifier
+    from faceverify.verifier import FaceVerifier
 
     _verifier = FaceVerifier.load(pack_path, threads=threads)
 
@@ -62,7 +62,8 @@ def _load_worker(pack_path: str, threads: int | None) -> None:
 def _embed_one(task: ImageTask) -> ImageOutcome:
     from PIL import Image
 
-    from ..errors import ImageError
+    from faceverify.errors import ImageError
+
     from .idcards import make_id_card
 
     if task.kind == CARD:
