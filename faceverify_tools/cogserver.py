@@ -1,12 +1,16 @@
 """The real Cog HTTP server (`python -m cog.server.http`) as a subprocess, for tests, soak and benchmark.
 
 It serves this repository's predict.py on a free local port with a model pack, the way a built
-image would: COG_WEIGHTS names the pack and COG_MAX_CONCURRENCY mirrors cog.yaml's
-`concurrency.max`. Not used by the model itself.
+image would: COG_WEIGHTS names the pack, COG_MAX_CONCURRENCY is cog.yaml's `concurrency.max`,
+and the server runs in the repository root, where coglet loads the OpenAPI schema
+`.cog/openapi_schema.json` (script/generate-schema) and so validates inputs as in production.
+The harness refuses to start without that file and checks, once the server is ready, that it
+serves exactly that schema. Not used by the model itself.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -16,16 +20,21 @@ from pathlib import Path
 
 import requests
 
+from .schema import SCHEMA_PATH, cog_config
 from .shared import REPO
 
-MAX_CONCURRENCY = "2"
-"""As cog.yaml's `concurrency.max`; a built image sets COG_MAX_CONCURRENCY from it."""
+MAX_CONCURRENCY = str(cog_config()["concurrency"]["max"])
+"""cog.yaml's `concurrency.max`; a built image sets COG_MAX_CONCURRENCY from it."""
 
 
 class CogServer:
     """A real `python -m cog.server.http` subprocess serving predict.py on a free local port."""
 
     def __init__(self, weights: Path, log_path: Path) -> None:
+        if not SCHEMA_PATH.is_file():
+            raise RuntimeError(f"{SCHEMA_PATH} is missing, so the server would validate no input: run script/generate-schema")
+        self.schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+        self.schema_checked = False
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
@@ -56,12 +65,21 @@ class CogServer:
                 raise RuntimeError(f"the Cog server exited with {self.process.returncode}:\n{self.logs()}")
             try:
                 health = self.health()
+                if health.get("status") == "READY" and not self.schema_checked:
+                    self.check_schema()
                 if health.get("status") in statuses:
                     return health
             except requests.ConnectionError:
                 pass
             time.sleep(0.02)
         raise RuntimeError(f"the Cog server was not in {statuses} after {timeout} s:\n{self.logs()}")
+
+    def check_schema(self) -> None:
+        """Raise unless the ready server serves the committed schema at /openapi.json (so it validates with it)."""
+        served = requests.get(f"{self.url}/openapi.json", timeout=5)
+        if served.status_code != 200 or served.json() != self.schema:
+            raise RuntimeError(f"the Cog server does not serve {SCHEMA_PATH} (HTTP {served.status_code}):\n{self.logs()}")
+        self.schema_checked = True
 
     def post(self, inputs: dict, session: requests.Session | None = None, timeout: float = 120.0) -> requests.Response:
         """One POST /predictions, no retry."""

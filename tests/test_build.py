@@ -31,13 +31,15 @@ def test_requirements_are_exact_pins():
     requirements = [line for line in lines if line]
     assert requirements and all(re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][A-Za-z0-9.]*", line) for line in requirements)
     names = {line.split("==")[0].lower() for line in requirements}
-    assert {"cog", "insightface", "onnxruntime", "numpy", "pillow", "opencv-python", "pillow-heif"} <= names
+    assert {"insightface", "onnxruntime", "numpy", "pillow", "opencv-python", "pillow-heif"} <= names
+    assert not {"cog", "coglet"} & names, "cog build strips them; cog.yaml's build.sdk_version sets the SDK"
     assert "insightface==2.1" in requirements
 
 
 def build_context() -> list[str]:
     """The tracked files `cog build` sends to Docker: those no .dockerignore pattern matches, by
-    Docker's rule that a pattern matching a folder leaves out everything in it."""
+    Docker's rule that a pattern matching a folder leaves out everything in it, less `.cog/`, which
+    cog build always leaves out (it copies the schema into the image from its own build folder)."""
     patterns = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
                 if line.strip() and not line.startswith("#")]
     tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
@@ -47,12 +49,12 @@ def build_context() -> list[str]:
         prefixes = ["/".join(parts[:end]) for end in range(1, len(parts) + 1)]
         return any(fnmatch.fnmatch(prefix, pattern.replace("**/", "*")) for prefix in prefixes for pattern in patterns)
 
-    return [path for path in tracked if (REPO / path).exists() and not ignored(path)]
+    return [path for path in tracked if (REPO / path).exists() and not ignored(path) and not path.startswith(".cog/")]
 
 
 def test_dockerignore_keeps_weights_in_and_tests_out():
     ignored = (REPO / ".dockerignore").read_text().split()
-    assert {"tests", ".venv", ".git"} <= set(ignored)
+    assert {"tests", ".venv", ".git", "integrations", "node_modules"} <= set(ignored)
     assert not any(entry.rstrip("/") in ("weights", "weights/*", "weights/buffalo_l") for entry in ignored)
 
 
