@@ -8,6 +8,8 @@ which cog 0.23 still serves but marks deprecated in favour of `BaseRunner.run()`
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import tempfile
 from pathlib import Path as LocalPath
 from typing import Any, Optional
@@ -20,7 +22,13 @@ from faceverify.verifier import FaceReport
 
 
 class Output(BaseModel):
-    """One flat record (Cog has no nested outputs). `match` is false whenever `error_code` is set."""
+    """One flat record (Cog has no nested outputs). `match` is false whenever `error_code` is set.
+
+    `false_match_rate` is the upper 95% confidence bound on the false match rate at `similarity`,
+    read from the pack's calibration (which records its data and the population it represents):
+    never 0, and null when no comparison was made or the pack's rate is unknown (buffalo_l as
+    shipped). Error rates differ between demographic groups: docs/accuracy.md says for whom it holds.
+    """
 
     match: bool
     similarity: Optional[float]
@@ -50,10 +58,12 @@ class Predictor(BasePredictor):
 
     async def predict(
         self,
-        image1: Path = Input(description="Reference photo: the identity document, or a crop of its portrait. File, URL, data URI or base64."),
-        image2: Path = Input(description="Probe photo: the live selfie. File, URL, data URI or base64."),
+        # Literal strings: cog build reads these descriptions from the source without running it.
+        # They state what Replicate accepts (README, "Inputs"); bare base64 works only locally.
+        image1: Path = Input(description="Reference photo: the identity document, or a crop of its portrait. An http(s) URL, or a data URI of at most 256 KB. Replicate's clients upload a larger file and send its URL."),
+        image2: Path = Input(description="Probe photo: the live selfie. An http(s) URL, or a data URI of at most 256 KB. Replicate's clients upload a larger file and send its URL."),
         threshold: Optional[float] = Input(
-            description="Match when similarity >= threshold. Omit for the model pack's calibrated default.",
+            description="Match when similarity >= threshold, a number from 0 to 1. Leave it out for the model pack's calibrated default.",
             default=None, ge=0.0, le=1.0,
         ),
     ) -> Output:
@@ -71,13 +81,22 @@ class Predictor(BasePredictor):
         return to_output(result, self.verifier.pack.model_id)
 
 
+COG_INPUT_NAME = re.compile(r"tmp[a-z0-9_]{8}[^/]*")
+"""How Cog names an input file it writes: `tempfile.NamedTemporaryFile(suffix=<name from the URL or
+data URI>)` in the temporary folder, so "tmp", eight random characters, then the suffix."""
+
+
 def caller_image(value: Any) -> Any:
     """What the caller sent, made safe to read.
 
-    Cog turns an upload, URL or data URI into a file it writes in the temporary folder; only
-    such a file is read. Any other path (Cog's Path type accepts a plain string such as
-    `/etc/passwd` as a local path) is handed on as text, which is decoded as base64 and so
-    refused with `image<N>_invalid`: a file on the server is never opened for a caller.
+    Cog writes an upload, URL or data URI to a new file in the temporary folder
+    (`cog.types.URLPath.convert`) before predict() runs; only a path of that shape is read, and it is
+    then opened without following links and read only if it is a regular file with one link
+    (`faceverify.images.read_upload`). Any other path (Cog's Path type accepts a plain string such
+    as `/etc/passwd` or `/tmp/other.jpg` as a local path) is handed on as text, which is decoded as
+    base64 and so refused with `image<N>_invalid`: no other file on the server is opened for a
+    caller. Another request's input file is protected by its random name, which a caller cannot
+    learn from this model's answers or logs.
     """
     if isinstance(value, LocalPath) and not written_by_cog(value):
         return str(value)
@@ -85,12 +104,11 @@ def caller_image(value: Any) -> Any:
 
 
 def written_by_cog(path: LocalPath) -> bool:
-    """True for a regular file (not a link) inside the temporary folder, where Cog stores inputs."""
-    temp = LocalPath(tempfile.gettempdir()).resolve()
-    try:
-        return not path.is_symlink() and path.resolve().parent.is_relative_to(temp) and path.is_file()
-    except (OSError, ValueError):  # ValueError: a NUL byte in the path
-        return False
+    """True for a path where Cog writes an input: directly in the temporary folder (no link or
+    `..` resolved), with the name `tempfile` gives it."""
+    literal = os.path.normpath(os.fspath(path))
+    folder, name = os.path.split(literal)
+    return folder == os.path.normpath(tempfile.gettempdir()) and COG_INPUT_NAME.fullmatch(name) is not None
 
 
 def to_output(result: Verification, model_pack: str) -> Output:

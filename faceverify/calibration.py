@@ -1,23 +1,29 @@
 """A pack's calibration: its default threshold, and what a similarity means in error rates.
 
-A calibration file is JSON, written by `script/evaluate --write-calibration` (or by hand for a pack
-that cannot be measured here, without a table):
+A calibration file is JSON, written by `script/evaluate --write-calibration` (or by hand, without a
+table, for a pack that cannot be measured here):
 
-    {"model_id": "...", "sha256": {"detection": "...", "recognition": "..."},
-     "default_threshold": 0.38, "method": "how the threshold was chosen", "source": "the data",
-     "date": "2026-11-25", "impostor_pairs": 1600, "genuine_pairs": 1600,
-     "table": [{"threshold": -1.0, "fmr": 1.0, "fnmr": 0.0}, ..., {"threshold": 1.0, "fmr": 0.0, "fnmr": 1.0}]}
+    {"format": 2, "model_id": "...", "sha256": {"detection": "...", "recognition": "..."},
+     "default_threshold": 0.4, "target_fmr": 0.0001, "target_supported": true, "confidence": 0.95,
+     "method": "how the threshold was chosen", "source": "the data", "population": "whom it represents",
+     "date": "...", "images": ..., "people": ..., "impostor_pairs": ..., "genuine_pairs": ...,
+     "operating_points": [...], "at_default": {...},
+     "table": [{"threshold": -1.0, "impostors_at_or_above": ..., "genuine_below": ...,
+                "fmr": ..., "fmr_upper": ..., "fnmr": ...}, ...]}
 
-`table` holds, for thresholds on a 0.01 grid, the share of calibration impostor pairs scoring at
-or above it (false match rate) and of genuine pairs scoring below it (false non-match rate).
-A file applies to a pack when its `sha256` equals the pack's; it is found in the pack folder
-(`calibration.json`) or among the files shipped in `faceverify/calibrations/`.
+Each table row holds, for one threshold of a grid, the calibration impostor pairs scoring at or
+above it and the genuine pairs below it, the false match rate (FMR) they give, its one-sided upper
+confidence bound (`fmr_upper`, computed when the file was written, never 0) and the false non-match
+rate (FNMR). A file applies to a pack when its `sha256` equals the pack's; it is found in the pack
+folder (`calibration.json`) or among the files shipped in `faceverify/calibrations/`.
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,11 +34,12 @@ SHIPPED = Path(__file__).parent / "calibrations"
 
 @dataclass(frozen=True)
 class RatePoint:
-    """Error rates measured at one threshold: impostors at or above it, genuine pairs below it."""
+    """Error rates measured at one threshold: FMR (point estimate and upper bound) and FNMR."""
 
     threshold: float
     fmr: float
-    fnmr: float
+    fmr_upper: float
+    fnmr: float | None
 
 
 @dataclass(frozen=True)
@@ -46,16 +53,14 @@ class Calibration:
     impostor_pairs: int | None = None
 
     def false_match_rate(self, similarity: float) -> float | None:
-        """The share of calibration impostor pairs that scored at least `similarity`; None without a table.
+        """The upper confidence bound on the FMR at `similarity`, never 0; None without a table.
 
         Read at the table's largest threshold not above `similarity`, so between grid points the
-        answer errs high (the rate falls as the threshold rises). 0 means no calibration impostor
-        scored that high: with N impostor pairs the true rate is below about 3/N (95% confidence).
-        """
+        answer errs high (the bound falls as the threshold rises); below the table it is 1."""
         if not self.table:
             return None
         position = bisect.bisect_right([point.threshold for point in self.table], similarity) - 1
-        return self.table[max(position, 0)].fmr
+        return self.table[position].fmr_upper if position >= 0 else 1.0
 
 
 def find_calibration(folder: Path, sha256: dict[str, str]) -> Calibration | None:
@@ -77,21 +82,37 @@ def find_calibration(folder: Path, sha256: dict[str, str]) -> Calibration | None
 def parse_calibration(record: dict, origin: Path) -> Calibration:
     """A Calibration from a file's JSON record; raises ModelPackError naming `origin` if malformed."""
     threshold = record.get("default_threshold")
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+    if not _is_number(threshold) or not 0.0 <= threshold <= 1.0:
         raise ModelPackError(f"Calibration file {origin} has no default_threshold in [0, 1].")
-    try:
-        table = tuple(
-            RatePoint(float(row["threshold"]), float(row["fmr"]), float(row["fnmr"])) for row in record.get("table", [])
-        )
-    except (KeyError, TypeError, ValueError):
-        raise ModelPackError(f"Calibration file {origin} has a malformed table.") from None
-    if any(a.threshold >= b.threshold or a.fmr < b.fmr for a, b in zip(table, table[1:])):
-        raise ModelPackError(f"Calibration file {origin}: table thresholds must rise and its FMR must not.")
+    rows = record.get("table", [])
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise ModelPackError(f"Calibration file {origin} has a malformed table: it must be a list of rows.")
+    table = []
+    for row in rows:
+        values = [row.get(key) for key in ("threshold", "fmr", "fmr_upper")]
+        fnmr = row.get("fnmr")
+        if not all(_is_number(value) for value in values) or not (fnmr is None or _is_number(fnmr)):
+            raise ModelPackError(
+                f"Calibration file {origin} has a malformed table: every row needs the numbers threshold, fmr, "
+                "fmr_upper and fnmr (rewrite a file from before the upper bound with script/evaluate --write-calibration)."
+            )
+        table.append(RatePoint(float(values[0]), float(values[1]), float(values[2]), None if fnmr is None else float(fnmr)))
+    if any(not 0.0 <= point.fmr <= point.fmr_upper <= 1.0 or point.fmr_upper == 0.0 for point in table):
+        raise ModelPackError(f"Calibration file {origin}: every row needs 0 <= fmr <= fmr_upper <= 1 and fmr_upper > 0 "
+                             "(a finite sample never shows a false match rate of 0).")
+    if any(a.threshold >= b.threshold or a.fmr_upper < b.fmr_upper for a, b in itertools.pairwise(table)):
+        raise ModelPackError(f"Calibration file {origin}: table thresholds must rise and fmr_upper must not.")
     impostors = record.get("impostor_pairs")
+    if table and (isinstance(impostors, bool) or not isinstance(impostors, int) or impostors <= 0):
+        raise ModelPackError(f"Calibration file {origin} has a table but no positive impostor_pairs count.")
     return Calibration(
         default_threshold=float(threshold),
         method=str(record.get("method", "")),
         source=str(record.get("source", origin.name)),
-        table=table,
-        impostor_pairs=int(impostors) if isinstance(impostors, int) else None,
+        table=tuple(table),
+        impostor_pairs=impostors if isinstance(impostors, int) and not isinstance(impostors, bool) else None,
     )
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

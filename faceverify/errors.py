@@ -1,8 +1,9 @@
 """Errors the pipeline raises on purpose, each with a stable machine code.
 
 An `ImageError` means one input image cannot be compared (it is broken, too
-large, too small, or shows no face). The verifier turns it into a result with
-`match=False` and the code below; it never fails the prediction.
+large, too small, oddly shaped, shows no face, or its face cannot be aligned).
+The verifier turns it into a result with `match=False` and the code below; it
+never fails the prediction.
 A `ModelPackError` means the weights are missing or damaged; setup fails.
 """
 
@@ -18,7 +19,9 @@ class ImageProblem(str, Enum):
     INVALID = "invalid"      # empty, not an image, cannot be decoded, or a server path
     TOO_LARGE = "too_large"  # over the byte or pixel limit
     TOO_SMALL = "too_small"  # a side shorter than the minimum
+    BAD_ASPECT_RATIO = "bad_aspect_ratio"  # one side far longer than the other (a strip, not a photo)
     NO_FACE = "no_face"      # decoded fine, but no face above the score floor
+    FACE_UNUSABLE = "face_unusable"  # a face was found but cannot be aligned for comparison
 
 
 class ImageError(Exception):

@@ -14,9 +14,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ctypes
+import ctypes.util
 import io
 import math
+import os
 import re
+import stat
+import threading
 import urllib.parse
 import warnings
 from collections.abc import Iterator
@@ -46,11 +51,28 @@ MAX_PIXELS = 50_000_000
 MIN_SIDE = 32
 """Shortest accepted side in pixels; a face in a smaller image cannot be recognised."""
 
+MAX_ASPECT_RATIO = 10
+"""Longest accepted side as a multiple of the shortest. A narrower strip holds no face worth
+comparing, and scaled to the detector's square input its short side would shrink to nothing."""
+
 WORKING_MAX_SIDE = 2048
 """Larger images are scaled down to at most this longest side before detection (boxes are mapped
 back); large JPEGs are decoded at reduced size, ending between half this and this."""
 
-ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF", "HEIF")
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "HEIF")
+"""What phone cameras and browsers produce. BMP, TIFF and GIF are refused: no KYC photo needs them,
+and each is a decoder (and, for TIFF, a family of codecs) that an attacker could aim at."""
+
+DECODE_BUDGET_BYTES = 640 * 2**20
+"""Memory that the image decodes running at once in this process may reserve together. A decode
+waits while its reservation would exceed it; one larger than the whole budget runs alone. Two
+predictions at once decode up to four images at once, and a 50-megapixel PNG or WebP takes
+hundreds of MB to decode, so without a bound four of them could take several GB."""
+
+DECODE_BYTES_PER_PIXEL = {"JPEG": 10, "MPO": 10, "PNG": 10, "WEBP": 16, "HEIF": 8}
+"""A decode's peak memory per decoded pixel, from compressed bytes to the working-size BGR array, in
+the costliest colour mode of each format, rounded up from script/measure-memory's figures
+(docs/operations.md, "Memory"). A JPEG is counted at the size its decoder reduces it to."""
 
 # Pillow's own bomb check would stop at 2x its limit; ours runs first, from the header.
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
@@ -77,8 +99,22 @@ class DecodedImage:
 
 
 def read_upload(path: Path) -> bytes:
-    """Read an uploaded file that Cog wrote to disk; raise ImageError if it is too big."""
-    with path.open("rb") as stream:
+    """Read an uploaded file that Cog wrote to disk.
+
+    The file is opened without following a link, and read only when the opened file is a regular
+    file with a single name (not a device, pipe, folder or hard link to another file). Raises
+    ImageError: INVALID when it cannot be read so, TOO_LARGE when it is over MAX_BYTES.
+    """
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        descriptor = os.open(path, flags)
+    except (OSError, ValueError):  # a link, a missing file, a NUL byte in the name
+        raise ImageError(ImageProblem.INVALID, "the uploaded file cannot be read") from None
+    status = os.fstat(descriptor)
+    if not stat.S_ISREG(status.st_mode) or status.st_nlink != 1:
+        os.close(descriptor)
+        raise ImageError(ImageProblem.INVALID, "the uploaded file is not a regular file")
+    with os.fdopen(descriptor, "rb") as stream:
         data = stream.read(MAX_BYTES + 1)
     if len(data) > MAX_BYTES:
         raise ImageError(ImageProblem.TOO_LARGE, f"the file is over the {MAX_BYTES // 2**20} MB limit")
@@ -140,7 +176,8 @@ def decode_image(data: bytes, min_side: int | None = None) -> DecodedImage:
     Other formats are always decoded whole.
 
     Raises ImageError: INVALID (empty, not an accepted image format, corrupt), TOO_LARGE
-    (over MAX_BYTES or MAX_PIXELS), TOO_SMALL (a side under MIN_SIDE).
+    (over MAX_BYTES or MAX_PIXELS), TOO_SMALL (a side under MIN_SIDE), BAD_ASPECT_RATIO (one side
+    over MAX_ASPECT_RATIO times the other).
     """
     if not data:
         raise ImageError(ImageProblem.INVALID, "the image file is empty")
@@ -152,20 +189,67 @@ def decode_image(data: bytes, min_side: int | None = None) -> DecodedImage:
             image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
         _check_size(image.size)
         header_width, header_height = image.size
-        orientation = _orientation(image)
         plain_side = WORKING_MAX_SIDE // 2 if max(image.size) > WORKING_MAX_SIDE else max(image.size)
         _draft(image, plain_side if min_side is None else min(min_side, plain_side))
-        image.load()
-        rgb = _to_rgb(_apply_exif_orientation(image, orientation))
-        # Draft mode may already have reduced a JPEG; the scale is measured on the result.
-        if max(rgb.size) > WORKING_MAX_SIDE:
-            rgb.thumbnail((WORKING_MAX_SIDE, WORKING_MAX_SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0)
-        bgr = cv2.cvtColor(np.asarray(rgb), cv2.COLOR_RGB2BGR)  # faster than a reversed numpy copy
+        cost = image.size[0] * image.size[1] * DECODE_BYTES_PER_PIXEL.get(str(image.format), max(DECODE_BYTES_PER_PIXEL.values()))
+        with _DECODE_BUDGET.reserve(cost):
+            orientation = _orientation(image)  # a PNG's EXIF may follow its pixels: reading it decodes them
+            image.load()
+            rgb = _to_rgb(_apply_exif_orientation(image, orientation))
+            del image
+            # Draft mode may already have reduced a JPEG; the scale is measured on the result.
+            if max(rgb.size) > WORKING_MAX_SIDE:
+                rgb.thumbnail((WORKING_MAX_SIDE, WORKING_MAX_SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0)
+            bgr = cv2.cvtColor(np.asarray(rgb), cv2.COLOR_RGB2BGR)  # faster than a reversed numpy copy
 
     turned = orientation in (5, 6, 7, 8)
     original_width, original_height = (header_height, header_width) if turned else (header_width, header_height)
     return DecodedImage(pixels=bgr, original_size=(original_width, original_height), scale=rgb.size[0] / original_width,
                         reduced=max(rgb.size) < plain_side)
+
+
+class DecodeBudget:
+    """A pool of bytes that concurrent decodes reserve from, so that together they stay within it."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.reserved = 0
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def reserve(self, amount: int) -> Iterator[None]:
+        """Hold `amount` bytes (at most the whole pool) for the block, waiting until they are free."""
+        amount = min(max(amount, 0), self.capacity)
+        with self._changed:
+            self._changed.wait_for(lambda: self.reserved + amount <= self.capacity)
+            self.reserved += amount
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.reserved -= amount
+                self._changed.notify_all()
+
+
+_DECODE_BUDGET = DecodeBudget(DECODE_BUDGET_BYTES)
+
+LARGE_ALLOCATION = 4 * 2**20
+"""Allocations at least this large get their own memory mapping (see `return_large_buffers_to_os`)."""
+
+
+def return_large_buffers_to_os() -> None:
+    """Make glibc give large freed buffers back to the OS at once.
+
+    Decoded images are large and short-lived. By default glibc serves buffers of a few MB from
+    per-thread heaps that keep the memory after it is freed, so each decoding thread's peak stays
+    resident. A fixed mmap threshold (`mallopt(M_MMAP_THRESHOLD)`) maps each large buffer on its own
+    and unmaps it when freed. Does nothing where the C library has no `mallopt` (not glibc).
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(ctypes.c_int(-3), ctypes.c_int(LARGE_ALLOCATION))  # -3: M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
 
 
 @contextmanager
@@ -180,7 +264,7 @@ def _decoding_errors() -> Iterator[None]:
     except Image.UnidentifiedImageError:
         raise ImageError(
             ImageProblem.INVALID,
-            "the file is not an image in an accepted format (JPEG, PNG, WebP, BMP, TIFF, GIF, HEIC)",
+            "the file is not an image in an accepted format (JPEG, PNG, WebP or HEIC)",
         ) from None
     except MemoryError:
         raise ImageError(ImageProblem.TOO_LARGE, "the image is too large to decode") from None
@@ -199,6 +283,12 @@ def _check_size(size: tuple[int, int]) -> None:
         raise ImageError(
             ImageProblem.TOO_SMALL,
             f"the image is {width}x{height} pixels; each side must be at least {MIN_SIDE} pixels",
+        )
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise ImageError(
+            ImageProblem.BAD_ASPECT_RATIO,
+            f"the image is {width}x{height} pixels, a narrow strip; its longer side may be at most "
+            f"{MAX_ASPECT_RATIO} times its shorter side",
         )
 
 

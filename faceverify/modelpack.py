@@ -23,6 +23,7 @@ from insightface.model_zoo.package_manifest import load_model_package
 
 from .calibration import Calibration, find_calibration
 from .errors import FETCH_COMMAND, ModelPackError
+from .threads import threads_per_call
 
 REQUIRED_TASKS = ("detection", "recognition")
 DEFAULT_PACK = Path(__file__).resolve().parent.parent / "weights" / "buffalo_l"
@@ -44,6 +45,7 @@ class ModelPack:
     recognizer: Any  # insightface.model_zoo.arcface_onnx.ArcFaceONNX
     sha256: dict[str, str]
     calibration: Calibration | None
+    embedding_dimension: int
 
     @property
     def recognizer_takes_batches(self) -> bool:
@@ -68,13 +70,15 @@ def execution_providers() -> list[str]:
 def session_options(threads: int | None = None) -> onnxruntime.SessionOptions:
     """Session settings for the predictor's two networks.
 
-    Each network call runs on `threads` intra-op threads, by default half the cores (at least one):
-    a prediction works on its two images at once, one per thread (see FaceVerifier), so the two
-    together use every core. Spinning idle threads is turned off: it made the network calls of one
-    comparison slower. Both choices are measured in docs/how-it-decides.md, "Threads".
+    Each network call runs on `threads` intra-op threads, by default half the CPUs the process may
+    really use (its affinity and cgroup CPU quota, not `os.cpu_count()`; see faceverify/threads.py),
+    at least one: a prediction works on its two images at once, one per thread (see FaceVerifier),
+    so the two together use every usable CPU. Spinning idle threads is turned off: it made the
+    network calls of one comparison slower. Both choices are measured in docs/how-it-decides.md,
+    "Threads".
     """
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads or max(1, (os.cpu_count() or 2) // 2)
+    options.intra_op_num_threads = threads or threads_per_call()
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     options.log_severity_level = 3
@@ -83,7 +87,7 @@ def session_options(threads: int | None = None) -> onnxruntime.SessionOptions:
 
 def load_model_pack(path: str | Path, threads: int | None = None) -> ModelPack:
     """Check and load the pack in `path`; raise ModelPackError naming the missing or bad file.
-    `threads` sets each session's intra-op threads (default: half the cores, see `session_options`).
+    `threads` sets each session's intra-op threads (default: half the usable CPUs, see `session_options`).
 
     Nothing is downloaded: `path` must be an existing folder with a manifest V2 that lists a
     detection and a recognition file, each with its sha256.
@@ -102,6 +106,8 @@ def load_model_pack(path: str | Path, threads: int | None = None) -> ModelPack:
         descriptor = load_model_package(folder)
     except Exception as error:
         raise ModelPackError(f"Model pack manifest {manifest_path} is not a valid manifest V2: {error}. {fetch_hint}") from None
+
+    stated = stated_recognizer_preprocessing(manifest, manifest_path)
 
     sha256: dict[str, str] = {}
     for task in REQUIRED_TASKS:
@@ -135,6 +141,7 @@ def load_model_pack(path: str | Path, threads: int | None = None) -> ModelPack:
         except Exception as error:
             raise ModelPackError(f"Model file {task_descriptor.path} cannot be loaded: {error}. {fetch_hint}") from None
 
+    check_recognizer(models["recognition"], stated, manifest_path)
     return ModelPack(
         path=folder,
         model_id=str(manifest.get("model_id", folder.name)),
@@ -142,4 +149,65 @@ def load_model_pack(path: str | Path, threads: int | None = None) -> ModelPack:
         recognizer=models["recognition"],
         sha256=sha256,
         calibration=find_calibration(folder, sha256),
+        embedding_dimension=stated.embedding_dimension,
     )
+
+
+@dataclass(frozen=True)
+class RecognizerPreprocessing:
+    """What the manifest states about the recognizer: input normalisation and embedding size."""
+
+    mean: float
+    std: float
+    embedding_dimension: int
+
+
+ARCFACE_PREPROCESSING = "insightface-arcface-1"
+"""The one recognizer preprocessing this code knows: InsightFace's ArcFace input, a BGR crop turned
+to RGB (`swapRB`) and normalised as (pixel - mean) / std."""
+
+
+def stated_recognizer_preprocessing(manifest: dict, manifest_path: Path) -> RecognizerPreprocessing:
+    """The recognizer's mean, std and embedding size as the manifest states them; raises ModelPackError
+    when any is missing or the manifest names a preprocessing (and so a colour order) this code does not know.
+
+    InsightFace fills a missing `preprocessing` with (127.5, 127.5) and a missing `embedding_dimension`
+    with 512. Neither can be read from an ONNX file, and a recognizer given the wrong normalisation
+    still returns embeddings, only wrong ones, so a pack must state both.
+    """
+    task = manifest.get("tasks", {}).get("recognition", {})
+    preprocessing = task.get("preprocessing")
+    if not isinstance(preprocessing, dict) or not {"mean", "std"} <= set(preprocessing):
+        raise ModelPackError(
+            f"Model pack manifest {manifest_path} does not state the recognizer's preprocessing "
+            '(tasks.recognition.preprocessing: {"mean": ..., "std": ...}); it is not guessed.'
+        )
+    dimension = task.get("embedding_dimension")
+    if isinstance(dimension, bool) or not isinstance(dimension, int) or dimension <= 0:
+        raise ModelPackError(
+            f"Model pack manifest {manifest_path} does not state the recognizer's embedding size "
+            "(tasks.recognition.embedding_dimension)."
+        )
+    version = task.get("preprocessing_version", ARCFACE_PREPROCESSING)
+    if version != ARCFACE_PREPROCESSING:
+        raise ModelPackError(
+            f"Model pack manifest {manifest_path} names recognizer preprocessing {version!r}; only "
+            f"{ARCFACE_PREPROCESSING!r} (RGB input, (pixel - mean) / std) is supported."
+        )
+    return RecognizerPreprocessing(float(preprocessing["mean"]), float(preprocessing["std"]), dimension)
+
+
+def check_recognizer(recognizer: Any, stated: RecognizerPreprocessing, manifest_path: Path) -> None:
+    """Raise ModelPackError unless the loaded recognizer uses the stated normalisation and its
+    output has the stated embedding size."""
+    if (float(recognizer.input_mean), float(recognizer.input_std)) != (stated.mean, stated.std):
+        raise ModelPackError(
+            f"The recognizer was loaded with mean {recognizer.input_mean} and std {recognizer.input_std}, "
+            f"not the {stated.mean} and {stated.std} that {manifest_path} states."
+        )
+    output = recognizer.output_shape[-1] if recognizer.output_shape else None
+    if isinstance(output, int) and output != stated.embedding_dimension:
+        raise ModelPackError(
+            f"The recognizer gives {output}-dimensional embeddings, but {manifest_path} states "
+            f"{stated.embedding_dimension}."
+        )

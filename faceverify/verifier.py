@@ -24,7 +24,7 @@ import numpy as np
 
 from .compare import check_threshold, cosine_similarity, is_match
 from .embeddings import align_face, embed_faces
-from .errors import ImageError, ImageProblem
+from .errors import ImageError, ImageProblem, ModelPackError
 from .faces import (
     DETECTION_SIDE,
     DETECTION_SIZES,
@@ -38,8 +38,10 @@ from .images import (
     bytes_from_text,
     decode_image,
     read_upload,
+    return_large_buffers_to_os,
 )
 from .modelpack import ModelPack, load_model_pack
+from .threads import max_concurrency, set_opencv_threads
 
 ImageInput = bytes | str | Path | None
 IMAGE_NAMES = ("image1", "image2")
@@ -66,9 +68,9 @@ class FaceReport:
 class Verification:
     """The answer for one pair. `match` is False whenever no comparison was made.
 
-    `false_match_rate` is the share of the pack calibration's impostor pairs that scored at least
-    `similarity` (see `Calibration.false_match_rate`); None when no comparison was made or the
-    pack's calibration has no measured table."""
+    `false_match_rate` is the upper confidence bound on the false match rate at `similarity` from
+    the pack's calibration (see `Calibration.false_match_rate`), never 0; None when no comparison
+    was made or the pack's calibration has no measured table."""
 
     match: bool
     similarity: float | None
@@ -82,11 +84,13 @@ class Verification:
 
 @dataclass(frozen=True)
 class FoundFace:
-    """An image's chosen face, ready for embedding, and everything found with it."""
+    """An image's chosen face and everything found with it; `crop` is the face aligned for the
+    recognizer, None until `FaceVerifier.align` has checked and made it."""
 
     image: DecodedImage
     faces: list[DetectedFace]
     face: DetectedFace
+    crop: np.ndarray | None = None
 
     def report(self) -> FaceReport:
         """The chosen face's box mapped back to original pixels, for the caller."""
@@ -105,10 +109,7 @@ def image_bytes(value: ImageInput) -> bytes:
     if isinstance(value, (bytes, bytearray)):
         return bytes(value)
     if isinstance(value, Path):
-        try:
-            return read_upload(value)
-        except OSError:
-            raise ImageError(ImageProblem.INVALID, "the uploaded file cannot be read") from None
+        return read_upload(value)
     if isinstance(value, str):
         return bytes_from_text(value)
     raise ImageError(ImageProblem.INVALID, f"an image must be a file, a data URI or base64, not {type(value).__name__}")
@@ -120,14 +121,18 @@ class FaceVerifier:
     def __init__(self, pack: ModelPack) -> None:
         self.pack = pack
         self.recognizer_size = int(pack.recognizer.input_size[0])
-        # Runs image1's work while the caller runs image2's; two workers, one per prediction Cog
-        # runs at once (cog.yaml concurrency.max). ONNX Runtime sessions may be run from several threads.
-        self.helper = ThreadPoolExecutor(max_workers=2, thread_name_prefix="faceverify-image1")
+        # Runs image1's work while the caller runs image2's; one worker per prediction Cog runs at
+        # once (COG_MAX_CONCURRENCY, from cog.yaml's concurrency.max). ONNX Runtime sessions may be
+        # run from several threads.
+        self.helper = ThreadPoolExecutor(max_workers=max_concurrency(), thread_name_prefix="faceverify-image1")
 
     @classmethod
     def load(cls, pack_path: str | Path, threads: int | None = None) -> FaceVerifier:
         """Load and check the pack in `pack_path` (raises ModelPackError), then warm it up.
-        `threads` sets ONNX Runtime's threads per network call (default: half the cores)."""
+        `threads` sets ONNX Runtime's and OpenCV's threads per call (default: half the usable CPUs,
+        see faceverify/threads.py)."""
+        set_opencv_threads(threads)
+        return_large_buffers_to_os()
         verifier = cls(load_model_pack(pack_path, threads))
         verifier.warm_up()
         return verifier
@@ -142,19 +147,37 @@ class FaceVerifier:
         (ONNX Runtime and InsightFace build per-size sessions and plans on first use)."""
         blank = np.full((480, 640, 3), 127, dtype=np.uint8)
         run_detector(self.pack.detector, blank, list(DETECTION_SIZES))
-        crop = np.zeros((self.recognizer_size, self.recognizer_size, 3), dtype=np.uint8)
-        embed_faces(self.pack.recognizer, [crop], batched=False)
+        crop = np.full((self.recognizer_size, self.recognizer_size, 3), 127, dtype=np.uint8)
+        embedding = embed_faces(self.pack.recognizer, [crop], batched=False)
+        if embedding.shape[1] != self.pack.embedding_dimension:
+            raise ModelPackError(f"The recognizer gives {embedding.shape[1]}-dimensional embeddings, but the pack's "
+                                 f"manifest states {self.pack.embedding_dimension}.")
         if self.pack.recognizer_takes_batches:
             embed_faces(self.pack.recognizer, [crop, crop], batched=True)
 
     def find_face(self, value: ImageInput) -> FoundFace:
-        """Decode one input and choose its face. Raises ImageError (invalid, too large/small, no face).
+        """Decode one input, choose its face and align it. Raises ImageError (invalid, too large or
+        small, bad aspect ratio, no face, face unusable).
 
         A large JPEG is decoded only as large as detection needs, and again with more detail only
         when its chosen face is small there (see FACE_DETAIL)."""
-        data = image_bytes(value)
-        found = self.locate_face(decode_image(data, min_side=DETECTION_SIDE))
-        return self.with_detail(found, data)
+        found, problem = self.examine(value)
+        if problem is not None:
+            raise problem
+        return found
+
+    def examine(self, value: ImageInput) -> tuple[FoundFace | None, ImageError | None]:
+        """`find_face` without raising: the image's face, and why it cannot be compared if it cannot.
+        A face that was found but cannot be aligned comes back (unaligned) with its problem."""
+        try:
+            data = image_bytes(value)
+            found = self.with_detail(self.locate_face(decode_image(data, min_side=DETECTION_SIDE)), data)
+        except ImageError as problem:
+            return None, problem
+        try:
+            return self.align(found), None
+        except ImageError as problem:
+            return found, problem
 
     def locate_face(self, image: DecodedImage) -> FoundFace:
         """Detect the faces of a decoded image and choose one. Raises ImageError when there is none."""
@@ -174,30 +197,31 @@ class FaceVerifier:
         faces = [face.scaled(ratio) for face in found.faces]
         return FoundFace(image=image, faces=faces, face=faces[found.faces.index(found.face)])
 
+    def align(self, found: FoundFace) -> FoundFace:
+        """`found` with its face aligned into the recognizer's crop. Raises ImageError
+        (face_unusable) when the face cannot be aligned (see `embeddings.align_face`)."""
+        crop = align_face(found.image.pixels, found.face, self.recognizer_size)
+        return FoundFace(image=found.image, faces=found.faces, face=found.face, crop=crop)
+
     def embed(self, found: list[FoundFace]) -> np.ndarray:
-        """Unit embeddings of the chosen faces, one row each.
+        """Unit embeddings of aligned faces (see `align`), one row each.
 
         On a GPU, a recognizer that takes batches embeds all faces in one call. Otherwise each face
         gets its own call, the first face's in the helper thread while the caller runs the rest: on
         a CPU, where each call has half the cores, two calls at once finish sooner than one batch."""
+        crops = [item.crop for item in found]
+        if any(crop is None for crop in crops):
+            raise ValueError("embed() needs aligned faces: call align() first")
         if self.pack.on_gpu and self.pack.recognizer_takes_batches:
-            crops = [align_face(item.image.pixels, item.face, self.recognizer_size) for item in found]
             return embed_faces(self.pack.recognizer, crops, batched=True)
-        if len(found) == 1:
-            return self._embed_one(found[0])
-        first = self.helper.submit(self._embed_one, found[0])
-        rest = [self._embed_one(item) for item in found[1:]]
+        if len(crops) == 1:
+            return self._embed_one(crops[0])
+        first = self.helper.submit(self._embed_one, crops[0])
+        rest = [self._embed_one(crop) for crop in crops[1:]]
         return np.vstack([first.result(), *rest])
 
-    def _embed_one(self, found: FoundFace) -> np.ndarray:
-        crop = align_face(found.image.pixels, found.face, self.recognizer_size)
+    def _embed_one(self, crop: np.ndarray) -> np.ndarray:
         return embed_faces(self.pack.recognizer, [crop], batched=False)
-
-    def _find_or_problem(self, value: ImageInput) -> FoundFace | ImageError:
-        try:
-            return self.find_face(value)
-        except ImageError as problem:
-            return problem
 
     def verify(self, image1: ImageInput, image2: ImageInput, threshold: float | None = None) -> Verification:
         """Compare the main face of `image1` (reference) with that of `image2` (probe).
@@ -214,22 +238,22 @@ class FaceVerifier:
             threshold = self.default_threshold
         threshold = check_threshold(threshold)
 
-        first = self.helper.submit(self._find_or_problem, image1)
-        second = self._find_or_problem(image2)
-        found = [first.result(), second]
-        for name, outcome in zip(IMAGE_NAMES, found):
-            if isinstance(outcome, ImageError):
-                reports = [item.report() if isinstance(item, FoundFace) else FaceReport() for item in found]
+        first = self.helper.submit(self.examine, image1)
+        second = self.examine(image2)
+        outcomes = [first.result(), second]
+        reports = [found.report() if found is not None else FaceReport() for found, _ in outcomes]
+        for name, (_, problem) in zip(IMAGE_NAMES, outcomes):
+            if problem is not None:
                 return Verification(
                     match=False, similarity=None, threshold=threshold,
-                    error_code=outcome.code_for(name), error=f"{name}: {outcome.message}",
+                    error_code=problem.code_for(name), error=f"{name}: {problem.message}",
                     image1=reports[0], image2=reports[1],
                 )
-        embeddings = self.embed(found)
+        embeddings = self.embed([found for found, _ in outcomes])
         similarity = cosine_similarity(embeddings[0], embeddings[1])
         calibration = self.pack.calibration
         return Verification(
             match=is_match(similarity, threshold), similarity=similarity, threshold=threshold,
             false_match_rate=calibration.false_match_rate(similarity) if calibration else None,
-            image1=found[0].report(), image2=found[1].report(),
+            image1=reports[0], image2=reports[1],
         )

@@ -10,6 +10,7 @@ pipeline never imports it. Each command has a thin entry point in `script/`:
     measure_detection_sizes  script/measure-detection-sizes: the detection sizes
     measure_decode_sizes     script/measure-decode-sizes: reduced JPEG decoding
     cogserver                the real Cog HTTP server as a subprocess (tests, soak, benchmark)
+    schema                   script/generate-schema: .cog/openapi_schema.json, as cog build makes it
     pairs                    LFW-style pairs files
     inputs                   inputs as callers send them: data URIs, hand-built PNGs
     shared                   where ../shared (weights and images) lives

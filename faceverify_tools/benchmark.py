@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cogserver import CogServer
+from .cogserver import MAX_CONCURRENCY, CogServer
 from .inputs import data_uri
 from .shared import CASES, REPO
 
@@ -82,15 +82,18 @@ def scenarios() -> list[Scenario]:
     ]
 
 
-def cog_inputs(scenario: Scenario, folder: Path) -> list:
-    """The scenario's two images as files in `folder` (a temporary folder), typed as Cog hands them over."""
+def cog_inputs(scenario: Scenario, cleanup: ExitStack) -> list:
+    """The scenario's two images as files named and placed as Cog writes its inputs (`tempfile`
+    names in the temporary folder), typed as Cog hands them over; `cleanup` deletes them."""
     from cog import Path as CogPath
 
     paths = []
-    for index, data in enumerate((scenario.image1, scenario.image2), 1):
-        path = folder / f"image{index}"
-        path.write_bytes(data)
-        paths.append(CogPath(path))
+    for data in (scenario.image1, scenario.image2):
+        with tempfile.NamedTemporaryFile(suffix="file", delete=False) as handle:
+            handle.write(data)
+        path = CogPath(handle.name)
+        cleanup.callback(path.unlink, missing_ok=True)
+        paths.append(path)
     return paths
 
 
@@ -149,7 +152,7 @@ def stage_split(predictor, paths: list, runs: int) -> dict[str, float]:
         second_decode: list[float] = []
         clock = lap(second_decode, clock)
         stages["decode"][-1] += second_decode[0]
-        embeddings = verifier.embed(found)
+        embeddings = verifier.embed([verifier.align(item) for item in found])
         clock = lap(stages["alignment + embedding"], clock)
         cosine_similarity(embeddings[0], embeddings[1])
         lap(stages["comparison"], clock)
@@ -163,10 +166,10 @@ def lap(into: list[float], since: float) -> float:
     return now
 
 
-def measure_concurrency(predictor, scenario: Scenario, count: int, folder: Path) -> dict:
+def measure_concurrency(predictor, scenario: Scenario, count: int, cleanup: ExitStack) -> dict:
     """Predictions per second for `count` predictions one at a time, and two at a time in two
     threads sharing the loaded sessions (what the async `predict` does under Cog's concurrency 2)."""
-    paths = cog_inputs(scenario, folder)
+    paths = cog_inputs(scenario, cleanup)
 
     def one(_: int = 0):
         return predictor.compare(image1=paths[0], image2=paths[1], threshold=None).similarity
@@ -329,6 +332,9 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO))
     import predict
 
+    # In process as in the server: the helper threads sized by cog.yaml's concurrency.max.
+    os.environ.setdefault("COG_MAX_CONCURRENCY", MAX_CONCURRENCY)
+
     predictor = predict.Predictor()
     predictor.setup(weights=str(args.weights))
     items = scenarios()
@@ -346,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
             server.wait_until({"READY"}, timeout=120.0)
             results["http"] = {"cold_start_to_ready_s": round(time.perf_counter() - server.started, 2), "latency": {}}
         for scenario in items:
-            paths = cog_inputs(scenario, folder)
+            paths = cog_inputs(scenario, cleanup)
             replay, network_calls = floor_call(predictor, paths)
             calls = {"this_model": predictor_call(predictor, paths), "floor": replay}
             if original:
@@ -360,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
             results["scenarios"][scenario.name] = figures
             if server:
                 results["http"]["latency"][scenario.name] = summary(times["http"])
-        results["concurrency"] = measure_concurrency(predictor, items[0], max(args.runs, 4), folder)
+        results["concurrency"] = measure_concurrency(predictor, items[0], max(args.runs, 4), cleanup)
         if server:
             # The selfie pair, and the phone photo, whose large upload gives Cog more work per request.
             results["http"]["throughput"] = [server_throughput(server, items[i], max(2 * args.runs, 4)) for i in (0, 3)]

@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from faceverify import FaceVerifier
+from faceverify.errors import ImageError
 from faceverify.faces import (
     COARSE_SIZE,
     FULL_SIZE,
@@ -80,7 +81,10 @@ def main() -> int:
             seconds[name] += time.perf_counter() - clock
             if faces:
                 found = FoundFace(image, faces, choose_main_face(faces, width, height))
-                embeddings[name][(key, is_card)] = verifier.embed([found])[0]
+                try:
+                    embeddings[name][(key, is_card)] = verifier.embed([verifier.align(found)])[0]
+                except ImageError:  # the face cannot be aligned: the pair fails, as in the model
+                    pass
         if done % 500 == 0:
             print(f"{done}/{len(images)} images", file=sys.stderr)
 

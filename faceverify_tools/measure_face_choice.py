@@ -22,6 +22,7 @@ import numpy as np
 
 from faceverify import FaceVerifier
 from faceverify.embeddings import align_face, embed_faces
+from faceverify.errors import ImageError
 from faceverify.faces import COARSE_SIZE, FULL_SIZE, SCORE_FLOOR, DetectedFace, prominence
 from faceverify.images import decode_image
 from faceverify_tools.pairs import image_path, read_pairs
@@ -52,6 +53,14 @@ RULES = {
 }
 
 
+def aligned_crop(pixels: np.ndarray, face: DetectedFace, size: int) -> np.ndarray | None:
+    """The face's recognizer crop, or None for a face the model would refuse to align."""
+    try:
+        return align_face(pixels, face, size)
+    except ImageError:
+        return None
+
+
 def detect_all(verifier: FaceVerifier, data: bytes):
     image = decode_image(data)
     boxes, landmarks = verifier.pack.detector.detect(image.pixels, input_size=[COARSE_SIZE, FULL_SIZE], det_thresh=0.3)
@@ -73,7 +82,8 @@ def main() -> int:
         image, faces = detect_all(verifier, image_path(args.images, key).read_bytes())
         faces = [face for face in faces if face.score >= 0.45]
         size = verifier.recognizer_size
-        crops = [align_face(image.pixels, face, size) for face in faces]
+        aligned = [(face, crop) for face in faces if (crop := aligned_crop(image.pixels, face, size)) is not None]
+        faces, crops = [face for face, _ in aligned], [crop for _, crop in aligned]
         embeddings = embed_faces(verifier.pack.recognizer, crops, False) if crops else np.zeros((0, 1))
         found[key] = (image.pixels.shape[1], image.pixels.shape[0], faces, embeddings)
         if done % 100 == 0 or done == len(keys):

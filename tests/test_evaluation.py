@@ -1,8 +1,10 @@
-"""The evaluation tool: metrics on known scores, synthetic ID cards, calibration files, and the
-command on a small real pairs file (real images, real model pack, real worker processes)."""
+"""The evaluation tool: metrics on known scores, the FMR upper bound and all-vs-all calibration,
+synthetic ID cards, calibration files, and the command on a small real pairs file (real images,
+real model pack, real worker processes)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -16,8 +18,9 @@ from PIL import Image
 
 from conftest import LFW, REPO, TEST_PACK, case
 from faceverify.calibration import Calibration, RatePoint, parse_calibration
-from faceverify.errors import ModelPackError
-from faceverify_tools.evaluation import metrics
+from faceverify.compare import cosine_similarity
+from faceverify.errors import ImageError, ModelPackError
+from faceverify_tools.evaluation import calibrate, metrics
 from faceverify_tools.evaluation.idcards import make_id_card
 
 # --- metrics, on scores whose answers can be worked out by hand ---------------------------------
@@ -66,18 +69,107 @@ def test_failed_pairs_never_match():
     assert metrics.rates_at(scores, np.array([True, False]), -1.0).false_non_matches == 1
 
 
-def test_threshold_for_fmr_is_the_lowest_grid_point_meeting_it():
-    assert metrics.threshold_for_fmr(SCORES, GENUINE, 0.0) == 0.61
-    assert metrics.threshold_for_fmr(SCORES, GENUINE, 0.25) == 0.31
+# --- the FMR upper bound, on counts worked out by hand ------------------------------------------
+
+def test_zero_false_matches_bound_the_rate_at_about_three_over_n():
+    assert calibrate.fmr_upper_bound(0, 30000) == pytest.approx(1 - 0.05 ** (1 / 30000), rel=1e-9)
+    assert 0.99e-4 < calibrate.fmr_upper_bound(0, 30000) < 1e-4  # about 3 / 30000, never 0
+    assert calibrate.fmr_upper_bound(0, 1600) == pytest.approx(0.00187, abs=1e-5)  # the old calibration's 0 of 1600
+    assert calibrate.fmr_upper_bound(1, 1000) == pytest.approx(0.00474, abs=1e-5)  # one-sided Clopper-Pearson table value
+    assert calibrate.fmr_upper_bound(5, 5) == 1.0
+
+
+def test_pairs_needed_for_a_target_is_where_zero_errors_first_reach_it():
+    needed = calibrate.pairs_needed(1e-4)
+    assert 29_000 < needed < 31_000
+    assert calibrate.fmr_upper_bound(0, needed) <= 1e-4 < calibrate.fmr_upper_bound(0, needed - 1)
+
+
+def test_stored_bounds_are_rounded_up_never_down():
+    for value in (9.985e-05, 0.0018705809, 0.123456, 2.0001e-7):
+        stored = calibrate.ceil_significant(value)
+        assert value <= stored <= value * 1.01
+
+
+def counts(impostors_at_or_above: list[int], genuine_below: list[int], impostor_pairs: int, genuine_pairs: int = 100):
+    """PairCounts over the real GRID: the given counts at thresholds 0.0, 0.005, ..., then 0 impostors above."""
+    start = int(np.searchsorted(calibrate.GRID, 0.0))
+    above = np.full(len(calibrate.GRID), impostor_pairs)
+    above[start:] = 0
+    above[start:start + len(impostors_at_or_above)] = impostors_at_or_above
+    below = np.zeros(len(calibrate.GRID), dtype=int)
+    below[start:start + len(genuine_below)] = genuine_below
+    below[start + len(genuine_below):] = genuine_below[-1]
+    return calibrate.PairCounts(above, below, impostor_pairs, genuine_pairs, images=300, people=250, failed_images=0)
+
+
+def record(pair_counts, target=1e-4, **options):
+    return calibrate.calibration_record(pair_counts, "pack", {"detection": "d", "recognition": "r"}, target,
+                                        source="s", population="p", date="2026-01-01", **options)
+
+
+def test_default_threshold_is_the_lowest_whose_upper_bound_meets_the_target():
+    # 40000 impostors: 12 at or above 0.0, 4 at or above 0.005, 1 at 0.01, none from 0.015
+    written = record(counts([12, 4, 1], [1, 2, 3, 5], 40_000))
+    assert written["default_threshold"] == 0.015  # 4/40000 and 1/40000 have bounds above 1e-4; 0/40000 gives 7.5e-5
+    assert written["at_default"]["impostors_at_or_above"] == 0 and written["at_default"]["genuine_below"] == 5
+    assert written["at_default"]["fmr_upper"] == pytest.approx(7.49e-5, abs=1e-7) and written["target_supported"]
+    assert [point["target_fmr"] for point in written["operating_points"]] == [1e-3, 1e-4, 1e-5]
+    assert written["operating_points"][0]["threshold"] == 0.0 and written["operating_points"][2]["threshold"] is None
+    assert (written["impostor_pairs"], written["images"], written["population"]) == (40_000, 300, "p")
+    assert min(row["fmr_upper"] for row in written["table"]) > 0.0
+    assert len(calibrate.calibration_json(written)) < 200_000
+
+
+def test_a_target_the_sample_cannot_support_is_refused():
+    with pytest.raises(calibrate.UnsupportedTarget, match="cannot support a target FMR of 0.0001.*29956"):
+        record(counts([0], [0], 20_000))
+    with pytest.raises(calibrate.UnsupportedTarget, match="score 1.0"):  # enough pairs, but impostors at every threshold
+        record(counts([50] * 201, [0], 100_000))
+
+
+def test_the_flag_writes_an_unsupported_target_and_says_so():
+    written = record(counts([3, 0], [0, 1], 20_000), allow_unsupported=True)
+    assert written["target_supported"] is False and "NOT SUPPORTED" in written["method"]
+    assert written["default_threshold"] == 0.005  # the lowest threshold with the smallest bound, 0 of 20000
+    assert written["at_default"]["fmr_upper"] > 1e-4
+    assert parse_calibration(json.loads(calibrate.calibration_json(written)), Path("x.json")).default_threshold == 0.005
+
+
+def test_all_vs_all_counts_every_pair_of_real_embeddings_once(verifier):
+    people = {"Abdullah_Gul": [1, 6, 7], "Aaron_Peirsol": [1, 2], "Colin_Powell": [38], "Tony_Blair": [6, 18]}
+    images = [(name, LFW / "images" / name / f"{name}_{number:04d}.jpg") for name, numbers in people.items() for number in numbers]
+    images.append(("Tony_Blair", case("no-face/dogs.jpg")))  # a third "Tony Blair" image in which no face is found
+    names, embeddings, failed = [], [], []
+    for name, path in images:
+        try:
+            found = verifier.find_face(path)
+        except ImageError:
+            failed.append(name)
+            continue
+        names.append(name)
+        embeddings.append(verifier.embed([found])[0])
+    embeddings = np.array(embeddings)
+    assert failed == ["Tony_Blair"]
+    result = calibrate.count_all_vs_all(embeddings, names, failed_people=failed, block=3)
+    # 8 images with a face: 28 pairs, of which 3 + 1 + 1 = 5 genuine; the failed image adds 2 genuine non-matches
+    assert (result.impostor_pairs, result.genuine_pairs, result.images, result.people) == (23, 7, 9, 4)
+    scores = {(i, j): cosine_similarity(embeddings[i], embeddings[j]) for i in range(8) for j in range(i + 1, 8)}
+    for index, threshold in enumerate(calibrate.GRID):
+        impostors = sum(score >= threshold for (i, j), score in scores.items() if names[i] != names[j])
+        genuine = sum(score < threshold for (i, j), score in scores.items() if names[i] == names[j]) + 2
+        assert (result.impostors_at_or_above[index], result.genuine_below[index]) == (impostors, genuine), threshold
+    assert result.genuine_below[0] == 2 and result.impostors_at_or_above[-1] == 0  # Tony Blair's third image never matches
 
 
 # --- calibration lookup -------------------------------------------------------------------------
 
-CALIBRATION = Calibration(0.4, "m", "s", (RatePoint(0.3, 0.02, 0.001), RatePoint(0.4, 0.001, 0.01), RatePoint(0.5, 0.0, 0.05)))
+CALIBRATION = Calibration(0.4, "m", "s", (RatePoint(0.3, 0.02, 0.021, 0.001), RatePoint(0.4, 0.001, 0.0012, 0.01),
+                                         RatePoint(0.5, 0.0, 0.0001, 0.05)), impostor_pairs=30000)
 
 
-@pytest.mark.parametrize("similarity, fmr", [(0.45, 0.001), (0.4, 0.001), (0.3999, 0.02), (0.9, 0.0), (0.1, 0.02)])
-def test_false_match_rate_reads_the_grid_point_at_or_below(similarity, fmr):
+@pytest.mark.parametrize("similarity, fmr", [(0.45, 0.0012), (0.4, 0.0012), (0.3999, 0.021), (0.9, 0.0001), (0.3, 0.021), (0.1, 1.0)])
+def test_false_match_rate_is_the_upper_bound_at_the_grid_point_at_or_below(similarity, fmr):
     assert CALIBRATION.false_match_rate(similarity) == fmr
 
 
@@ -85,19 +177,33 @@ def test_calibration_without_a_table_has_no_rate():
     assert Calibration(0.45, "m", "s").false_match_rate(0.7) is None
 
 
-def test_malformed_calibration_tables_are_refused():
-    rising_fmr = {"default_threshold": 0.4, "table": [{"threshold": 0.3, "fmr": 0.1, "fnmr": 0}, {"threshold": 0.4, "fmr": 0.2, "fnmr": 0}]}
-    with pytest.raises(ModelPackError, match="must rise"):
-        parse_calibration(rising_fmr, Path("x.json"))
-    with pytest.raises(ModelPackError, match="malformed table"):
-        parse_calibration({"default_threshold": 0.4, "table": [{"threshold": 0.3}]}, Path("x.json"))
+ROW = {"threshold": 0.3, "impostors_at_or_above": 1, "genuine_below": 0, "fmr": 0.1, "fmr_upper": 0.2, "fnmr": 0.0}
 
 
-def test_predictions_carry_the_shipped_calibrations_false_match_rate(verifier):
+@pytest.mark.parametrize("table, message", [
+    ([{"threshold": 0.3, "fmr": 0.1, "fnmr": 0.0}], "fmr_upper"),  # a file from before the upper bound
+    ([{**ROW, "fmr_upper": "0.2"}], "malformed table"),
+    ([{**ROW, "fmr": 0.0, "fmr_upper": 0.0}], "never shows a false match rate of 0"),
+    ([{**ROW, "fmr": 0.3}], "fmr <= fmr_upper"),
+    ([ROW, {**ROW, "threshold": 0.4, "fmr_upper": 0.3}], "must rise and fmr_upper must not"),
+    ([ROW, {**ROW, "threshold": 0.3}], "must rise"),
+    ({"threshold": 0.3}, "list of rows"),
+])
+def test_malformed_calibration_tables_are_refused(table, message):
+    with pytest.raises(ModelPackError, match=message):
+        parse_calibration({"default_threshold": 0.4, "impostor_pairs": 10, "table": table}, Path("x.json"))
+
+
+def test_a_table_needs_its_impostor_count():
+    with pytest.raises(ModelPackError, match="impostor_pairs"):
+        parse_calibration({"default_threshold": 0.4, "table": [ROW]}, Path("x.json"))
+
+
+def test_predictions_carry_the_upper_bound_never_zero(verifier):
     same = verifier.verify(case("single-face/obama.jpg"), case("single-face/obama2.jpg"))
     different = verifier.verify(case("single-face/obama.jpg"), case("single-face/biden.jpg"))
     assert same.false_match_rate == verifier.pack.calibration.false_match_rate(same.similarity)
-    assert different.false_match_rate > same.false_match_rate >= 0.0
+    assert different.false_match_rate > same.false_match_rate > 0.0
     failed = verifier.verify(case("single-face/obama.jpg"), case("no-face/dogs.jpg"))
     assert failed.false_match_rate is None
 
@@ -154,11 +260,16 @@ def small_run(tmp_path_factory):
     completed = subprocess.run(
         [str(REPO / "script" / "evaluate"), "--pairs", str(pairs), "--images", str(images), "--weights", str(TEST_PACK),
          "--cards", "--documents", str(case("id-documents/0_pass-lva.jpg").parent), "--out", str(out),
-         "--write-calibration", str(work / "calibration.json"), "--folds", "2", "--workers", "2", "--no-progress"],
-        capture_output=True, text=True, timeout=600, env=dict(os.environ, FACEVERIFY_PYTHON=sys.executable),
+         "--write-calibration", str(work / "calibration.json"), "--allow-unsupported-target", "--population", "test people",
+         "--folds", "2", "--workers", "2", "--no-progress"],
+        check=False, capture_output=True, text=True, timeout=600, env=dict(os.environ, FACEVERIFY_PYTHON=sys.executable),
     )
     assert completed.returncode == 0, completed.stderr
     return work, out, completed.stdout
+
+
+def shipped_default() -> float:
+    return json.loads((REPO / "faceverify" / "calibrations" / "scrfd2.5g-sface.json").read_text())["default_threshold"]
 
 
 def test_command_reports_every_figure(small_run):
@@ -170,11 +281,15 @@ def test_command_reports_every_figure(small_run):
     assert photo["failed_images"] == ["photo:Not_A_Face_0001.jpg"]
     assert photo["off_centre_images"] == []  # every LFW subject is centred, and so is the face chosen
     assert len(photo["ten_fold_accuracy"]["folds"]) == 2
-    assert [p["target_fmr"] for p in photo["tar_at_fmr"]] == [0.01, 0.001]
+    assert [p["target_fmr"] for p in photo["tar_at_fmr"]] == [0.01, 0.001, 0.0001]
+    assert [p["impostors_allowed"] for p in photo["tar_at_fmr"]] == [0, 0, 0]  # 7 impostors cannot resolve these rates
     assert 0.0 <= photo["eer"] <= 0.5
-    assert photo["at_default_threshold"]["threshold"] == report["default_threshold"] == 0.38
+    at = photo["at_default_threshold"]
+    assert at["threshold"] == report["default_threshold"] == shipped_default()
+    assert at["fmr_upper"] == pytest.approx(calibrate.fmr_upper_bound(at["false_matches"], 7)) and at["fmr_upper"] > 0.2
     assert len(photo["table"]) == 201
     assert "ID card vs photo" in report["sets"] and "10-fold accuracy" in stdout
+    assert "TAR at FMR 0.0001" in stdout and "95% upper bound" in stdout and "TARGET NOT SUPPORTED" in stdout
 
 
 def test_command_checks_documents(small_run):
@@ -192,10 +307,34 @@ def test_command_draws_png_plots(small_run):
             assert plot.format == "PNG" and plot.width > 300
 
 
-def test_written_calibration_loads_and_sets_the_default(small_run, tmp_path):
-    work, _, _ = small_run
+def test_written_calibration_counts_all_vs_all_and_records_the_unsupported_target(small_run):
+    work, out, _ = small_run
     record = json.loads((work / "calibration.json").read_text())
+    lines = (work / "pairs.txt").read_text().splitlines()[1:]
+    keys = set()
+    for fields in (line.split() for line in lines):
+        keys |= {(fields[0], fields[1]), (fields[0], fields[2])} if len(fields) == 3 else {(fields[0], fields[1]), (fields[2], fields[3])}
+    faces = [name for name, _ in keys if name != "Not_A_Face"]
+    impostors = sum(a != b for a, b in itertools.combinations(faces, 2))
+    assert (record["images"], record["failed_images"], record["impostor_pairs"]) == (len(keys), 1, impostors)
+    assert record["genuine_pairs"] == sum(a == b for a, b in itertools.combinations(faces, 2)) >= 6
+    assert record["target_fmr"] == 1e-4 and record["target_supported"] is False and record["population"] == "test people"
+    assert record["at_default"]["fmr_upper"] > 1e-4 and record["default_threshold"] == record["at_default"]["threshold"]
+    assert [point["threshold"] for point in record["operating_points"]] == [None, None, None]
     calibration = parse_calibration(record, work / "calibration.json")
-    assert record["impostor_pairs"] == 7 and record["target_fmr"] == 1e-3
-    assert len(calibration.table) == 201 and calibration.false_match_rate(1.0) == 0.0
-    assert calibration.false_match_rate(calibration.default_threshold) == 0.0  # FMR <= 1e-3 with 7 impostors
+    assert len(calibration.table) == len(calibrate.GRID) == 401
+    assert min(calibration.false_match_rate(s) for s in np.linspace(-1, 1, 2001)) >= 1 - 0.05 ** (1 / impostors)
+    assert json.loads((out / "report.json").read_text())["calibration"]["impostor_pairs"] == impostors
+
+
+def test_command_refuses_a_target_its_images_cannot_support(small_run, tmp_path):
+    work, _, _ = small_run
+    written = tmp_path / "calibration.json"
+    completed = subprocess.run(
+        [str(REPO / "script" / "evaluate"), "--pairs", str(work / "pairs.txt"), "--images", str(work / "images"),
+         "--weights", str(TEST_PACK), "--write-calibration", str(written), "--out", str(tmp_path / "out"), "--no-progress"],
+        check=False, capture_output=True, text=True, timeout=120, env=dict(os.environ, FACEVERIFY_PYTHON=sys.executable),
+    )
+    assert completed.returncode == 2 and not written.exists()
+    assert "fewer than the 29956 a target FMR of 0.0001 needs" in completed.stderr
+    assert "--allow-unsupported-target" in completed.stderr

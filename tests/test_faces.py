@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from insightface.utils import face_align
 
 from conftest import case
+from faceverify.embeddings import align_face, embed_faces
 from faceverify.faces import (
     COARSE_SIZE,
     DETECTION_SIDE,
@@ -40,6 +42,20 @@ def test_scaled_search_chooses_the_face_of_the_full_search(verifier, name):
     assert iou(shipped.box, full.box) > 0.8
     eye_distance = float(np.linalg.norm(full.landmarks[0] - full.landmarks[1]))
     assert np.abs(shipped.landmarks - full.landmarks).max() < 0.15 * eye_distance
+    # What the landmarks are for: the two aligned crops must embed as the same face. The 320 pass
+    # moves landmarks by up to about an eighth of the eye distance; the embeddings stay above 0.96.
+    size = verifier.recognizer_size
+    ours, theirs = embed_faces(verifier.pack.recognizer, [align_face(pixels, shipped, size), align_face(pixels, full, size)], False)
+    assert float(ours @ theirs) > 0.95
+
+
+@pytest.mark.parametrize("name", ["single-face/obama.jpg", "single-face/biden.jpg", "id-documents/100_pass-cze.jpg"])
+def test_alignment_is_insightfaces_arcface_crop(verifier, name):
+    """The checked alignment warps exactly as InsightFace's own norm_crop does for a real face."""
+    found = verifier.find_face(case(name))
+    expected = face_align.norm_crop(found.image.pixels, landmark=found.face.landmarks, image_size=verifier.recognizer_size)
+    assert found.crop.shape == (verifier.recognizer_size, verifier.recognizer_size, 3)
+    assert np.array_equal(found.crop, expected)
 
 
 @pytest.mark.parametrize("name", ["multi-face/couple.jpg", "multi-face/bald_guys.jpg", "multi-face/2008_002470.jpg",

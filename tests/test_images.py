@@ -33,14 +33,19 @@ def obama() -> Image.Image:
     return Image.open(case("single-face/obama.jpg")).convert("RGB")
 
 
-@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF", "HEIF"])
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "HEIF"])
 def test_every_accepted_format_decodes_to_upright_bgr(obama, fmt):
     decoded = decode_image(encode(obama, fmt))
     assert decoded.original_size == obama.size
     assert decoded.pixels.shape == (obama.height, obama.width, 3)
     assert decoded.pixels.dtype == np.uint8
-    if fmt in ("PNG", "BMP", "TIFF"):  # lossless: channels must come back reversed exactly
+    if fmt == "PNG":  # lossless: channels must come back reversed exactly
         assert np.array_equal(decoded.pixels, np.asarray(obama)[:, :, ::-1])
+
+
+@pytest.mark.parametrize("fmt", ["BMP", "TIFF", "GIF", "ICO", "TGA", "PCX"])
+def test_formats_a_kyc_photo_does_not_need_are_refused(obama, fmt):
+    assert problem_of(decode_image, encode(obama.resize((256, 256)), fmt)) == ImageProblem.INVALID
 
 
 @pytest.mark.parametrize("orientation", range(2, 9))
@@ -52,28 +57,18 @@ def test_exif_orientation_is_applied(orientation, ext):
     assert np.abs(rotated - upright).mean() < 12, "the EXIF-rotated copy must come back upright"
 
 
-def test_animated_gif_gives_its_first_frame(obama):
-    small = obama.resize((200, 250))
-    frames = [small, Image.new("RGB", small.size, (255, 0, 0))]
-    data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
-    pixels = decode_image(data).pixels
-    assert pixels[..., 2].mean() < 200, "the red second frame must not be used"
-
-
-@pytest.mark.parametrize("mode", ["L", "P", "1", "CMYK", "LA", "I;16", "I"])
+@pytest.mark.parametrize("mode", ["L", "P", "1", "CMYK", "LA", "I;16"])
 def test_colour_modes_become_8bit_rgb(obama, mode):
     grey = obama.convert("L")
     if mode == "I;16":
         source = Image.fromarray(np.asarray(grey).astype(np.uint16) * 257)
         assert source.mode.startswith("I;16")
-    elif mode == "I":
-        source = Image.fromarray(np.asarray(grey).astype(np.int32) * 257)
     else:
         source = obama.convert(mode)
-    fmt = "TIFF" if mode in ("CMYK", "I") else "PNG"
+    fmt = "JPEG" if mode == "CMYK" else "PNG"
     pixels = decode_image(encode(source, fmt)).pixels
     assert pixels.shape == (obama.height, obama.width, 3) and pixels.dtype == np.uint8
-    if mode in ("I;16", "I", "L"):
+    if mode in ("I;16", "L"):
         assert np.abs(pixels[..., 0].astype(int) - np.asarray(grey, dtype=int)).max() <= 1, "16-bit is rescaled, not clipped"
 
 
@@ -158,12 +153,11 @@ def test_strings_that_are_not_images(text, expected):
     assert problem_of(bytes_from_text, text) == expected
 
 
-@pytest.mark.parametrize("ext", [".png", ".tiff"])
-def test_16_bit_colour_is_rescaled_not_clipped(obama, ext):
+def test_16_bit_colour_is_rescaled_not_clipped(obama):
     import cv2
 
     bgr = np.asarray(obama)[:, :, ::-1]
-    ok, data = cv2.imencode(ext, bgr.astype(np.uint16) * 257)
+    ok, data = cv2.imencode(".png", bgr.astype(np.uint16) * 257)
     assert ok
     assert np.array_equal(decode_image(data.tobytes()).pixels, bgr)
 

@@ -6,8 +6,10 @@ import json
 
 import pytest
 
-from conftest import TEST_PACK, case
+from conftest import REPO, TEST_PACK, case
 from faceverify import FaceVerifier, ModelPackError
+
+SHIPPED = REPO / "faceverify" / "calibrations"
 
 
 def load_error(path) -> str:
@@ -18,8 +20,32 @@ def load_error(path) -> str:
 
 def test_the_test_pack_loads_only_detection_and_recognition(verifier):
     assert verifier.pack.model_id == "scrfd2.5g-sface"
-    assert verifier.default_threshold == 0.38
+    assert verifier.default_threshold == json.loads((SHIPPED / "scrfd2.5g-sface.json").read_text())["default_threshold"]
     assert set(verifier.pack.sha256) == {"detection", "recognition"}
+
+
+def test_shipped_test_pack_calibration_shows_its_target_with_its_counts(verifier):
+    text = (SHIPPED / "scrfd2.5g-sface.json").read_text()
+    record = json.loads(text)
+    assert len(text.encode()) < 200_000 and record["sha256"] == verifier.pack.sha256
+    assert record["target_fmr"] == 1e-4 and record["confidence"] == 0.95 and record["target_supported"] is True
+    assert record["at_default"]["threshold"] == record["default_threshold"] and record["at_default"]["fmr_upper"] <= 1e-4
+    assert record["impostor_pairs"] >= 30_000 and record["genuine_pairs"] > 0 and record["images"] > record["people"] > 0
+    assert "LFW View 1" in record["source"] and "South Asian" in record["population"]
+    rows = record["table"]
+    below = [row for row in rows if row["threshold"] < record["default_threshold"]]
+    assert all(row["fmr_upper"] > 1e-4 for row in below)  # the default is the LOWEST threshold meeting the target
+    assert all(row["fmr_upper"] > 0 and row["fmr"] <= row["fmr_upper"] for row in rows)
+    calibration = verifier.pack.calibration
+    assert min(calibration.false_match_rate(s / 1000) for s in range(-1000, 1001)) == rows[-1]["fmr_upper"] > 0
+
+
+def test_buffalo_l_keeps_its_unmeasured_default_and_no_rate():
+    from faceverify.calibration import parse_calibration
+
+    path = SHIPPED / "buffalo_l.json"
+    calibration = parse_calibration(json.loads(path.read_text()), path)
+    assert calibration.default_threshold == 0.45 and calibration.false_match_rate(0.9) is None
 
 
 def test_missing_folder_is_not_taken_for_a_model_name_to_download(tmp_path):
@@ -75,6 +101,17 @@ def test_calibration_in_the_pack_folder_sets_the_default(pack_copy, verifier):
     assert loaded.verify(case("single-face/obama.jpg"), case("single-face/obama2.jpg")).false_match_rate is None
 
 
+@pytest.mark.parametrize("table, message", [
+    ([{"threshold": 0.3, "fmr": 0.0, "fnmr": 0.01}], "fmr_upper"),  # the format before the upper bound
+    ([{"threshold": 0.3, "fmr": 0.0, "fmr_upper": 0.0, "fnmr": 0.01}], "never shows a false match rate of 0"),
+])
+def test_malformed_calibration_in_the_pack_folder_fails_setup(pack_copy, verifier, table, message):
+    record = {"sha256": verifier.pack.sha256, "default_threshold": 0.5, "impostor_pairs": 1600, "table": table}
+    (pack_copy / "calibration.json").write_text(json.dumps(record))
+    error = load_error(pack_copy)
+    assert "calibration.json" in error and message in error
+
+
 def test_pack_without_calibration_needs_an_explicit_threshold(verifier):
     from dataclasses import replace
 
@@ -90,4 +127,4 @@ def test_unknown_pack_has_no_default_threshold(verifier):
     from faceverify.calibration import find_calibration
 
     assert find_calibration(TEST_PACK, {"detection": "0" * 64, "recognition": "1" * 64}) is None
-    assert find_calibration(TEST_PACK, verifier.pack.sha256).default_threshold == 0.38
+    assert find_calibration(TEST_PACK, verifier.pack.sha256).default_threshold == verifier.default_threshold

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -34,7 +35,8 @@ def test_uploaded_files_are_compared(predictor):
         output = predictor.compare(image1=first, image2=second, threshold=None)
     finally:
         first.unlink(), second.unlink()
-    assert output.match is True and output.threshold == 0.38 and output.model_pack == "scrfd2.5g-sface"
+    assert output.match is True and output.model_pack == "scrfd2.5g-sface"
+    assert output.threshold == predictor.verifier.default_threshold and output.similarity >= output.threshold
     assert output.image1_face_count == 1 and output.image2_face_box is not None
 
 
@@ -57,6 +59,55 @@ def test_a_link_in_the_temporary_folder_is_not_followed(predictor, tmp_path):
     finally:
         link.unlink(), upload.unlink()
     assert output.error_code == "image1_invalid"
+
+
+def photo_in_temp_folder(name: str) -> Path:
+    """A real photo in the temporary folder under `name`, as another process could leave it."""
+    path = Path(tempfile.gettempdir()) / name
+    path.write_bytes(case("single-face/obama.jpg").read_bytes())
+    return path
+
+
+@pytest.mark.parametrize("name", ["faceverify-other-upload.jpg", "tmpNOT_COG.jpg", "selfie-tmpabcdefgh.jpg"])
+def test_a_string_naming_another_file_in_the_temporary_folder_is_invalid(predictor, name):
+    other = photo_in_temp_folder(name)
+    upload = cog_upload(case("single-face/obama2.jpg"))
+    try:
+        output = predictor.compare(image1=CogPath(other), image2=upload, threshold=None)
+    finally:
+        other.unlink(), upload.unlink()
+    assert (output.error_code, output.match, output.similarity) == ("image1_invalid", False, None)
+
+
+def test_a_file_named_like_cogs_but_in_a_subfolder_is_invalid(predictor, tmp_path):
+    nested = tmp_path / "tmpabcdefghfile.jpg"  # tmp_path is itself inside the temporary folder
+    nested.write_bytes(case("single-face/obama.jpg").read_bytes())
+    upload = cog_upload(case("single-face/obama2.jpg"))
+    try:
+        output = predictor.compare(image1=CogPath(nested), image2=upload, threshold=None)
+    finally:
+        upload.unlink()
+    assert output.error_code == "image1_invalid"
+
+
+@pytest.mark.parametrize("kind", ["symlink", "hard-link", "fifo", "folder"])
+def test_a_cog_named_path_that_is_not_a_plain_file_is_invalid(predictor, tmp_path, kind):
+    # Named exactly as Cog names its inputs, so only opening without links and checking the
+    # opened file can refuse it.
+    target = Path(tempfile.gettempdir()) / f"tmp{tmp_path.name[-8:].lower().replace('-', '_'):_>8}file.jpg"
+    source = tmp_path / "photo.jpg"
+    source.write_bytes(case("single-face/obama.jpg").read_bytes())
+    make = {"symlink": lambda: target.symlink_to(source), "hard-link": lambda: target.hardlink_to(source),
+            "fifo": lambda: os.mkfifo(target), "folder": lambda: target.mkdir()}
+    make[kind]()
+    upload = cog_upload(case("single-face/obama2.jpg"))
+    try:
+        assert predict.written_by_cog(CogPath(target)), "the name alone would let it through"
+        output = predictor.compare(image1=CogPath(target), image2=upload, threshold=None)
+    finally:
+        target.rmdir() if kind == "folder" else target.unlink()
+        upload.unlink()
+    assert (output.error_code, output.match) == ("image1_invalid", False)
 
 
 def test_weights_url_is_refused_at_setup():

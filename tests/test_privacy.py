@@ -59,7 +59,7 @@ def distinctive_requests() -> list[dict]:
         {"image1": reference, "image2": f"file:///srv/uploads/{CANARY}.jpg"},
         {"image1": reference, "image2": data_uri(canary_selfie()[: len(canary_selfie()) // 2])},  # truncated
         {"image1": reference, "image2": data_uri(CANARY.encode() * 50, "text/plain")},
-        {"image1": reference, "image2": selfie, "threshold": "0.5 please"},  # fails the prediction
+        {"image1": reference, "image2": selfie, "threshold": "0.5 please"},  # refused by the schema: 422
     ]
 
 
@@ -98,10 +98,10 @@ def test_server_logs_and_answers_carry_no_image_base64_embedding_or_path(server,
     sent, answers = distinctive_requests(), []
     for inputs in sent:
         response = server.predict(inputs)
-        assert response.status_code == 200, response.text[:300]
+        assert response.status_code == (422 if inputs.get("threshold") == "0.5 please" else 200), response.text[:300]
         answers.append(response.json())
-    statuses = [answer["status"] for answer in answers]
-    assert statuses == ["succeeded"] * (len(sent) - 1) + ["failed"], statuses
+    statuses = [answer.get("status", "422") for answer in answers]
+    assert statuses == ["succeeded"] * (len(sent) - 1) + ["422"], statuses
     assert answers[0]["output"]["match"] is True, "the canary selfie is a real photo of the reference person"
     server.health()  # let the server flush what it logged for the last prediction
     time.sleep(0.5)
@@ -137,19 +137,26 @@ def test_predict_writes_nothing_to_logs_stdout_or_stderr(capfd, caplog, canary_e
     assert not any(CANARY in (output.error or "") for output in outputs)
 
 
-def test_an_image_sent_as_the_threshold_is_not_echoed(server):
-    """A caller who puts a photo in the wrong field gets a failed prediction whose message (also in
-    the server log) quotes at most the first 16 base64 characters: the JPEG format header, no pixels."""
+def test_an_image_sent_as_the_threshold_is_not_logged(server, verifier):
+    """A caller who puts a photo in the wrong field gets 422 from the schema check. coglet's answer
+    quotes the value it refused, photo included, to that caller only (as in a built image; docs/
+    operations.md, "Privacy"); nothing of it reaches the server log."""
     before = server.log_path.stat().st_size
     payload = base64.b64encode(canary_selfie()).decode()
-    body = server.predict({"image1": data_uri(case("single-face/obama.jpg").read_bytes()),
-                           "image2": data_uri(canary_selfie()), "threshold": data_uri(canary_selfie())}).json()
-    assert body["status"] == "failed" and "threshold" in body["error"], body.get("error")
+    response = server.predict({"image1": data_uri(case("single-face/obama.jpg").read_bytes()),
+                               "image2": data_uri(canary_selfie()), "threshold": data_uri(canary_selfie())})
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body", "input", "threshold"]
     server.health()
     time.sleep(0.5)
-    said = body["error"] + server.logs()[before:]
-    assert payload[:16] in said or "data:image/jpeg" in said, "the message names what was sent"
-    assert not any(payload[start:start + 12] in said for start in range(16, 4000, 4)), said[-2000:]
+    logged = server.logs()[before:]
+    assert not any(payload[start:start + 12] in logged for start in range(0, 4000, 4)), logged[-2000:]
+    assert CANARY not in logged
+
+    # predict() itself, called in process with the same mistake, quotes at most the JPEG header.
+    with pytest.raises(ValueError) as raised:
+        verifier.verify(case("single-face/obama.jpg").read_bytes(), canary_selfie(), data_uri(canary_selfie()))
+    said = str(raised.value)
+    assert "threshold" in said and not any(payload[start:start + 12] in said for start in range(16, 4000, 4)), said[:300]
 
 
 # --- temporary files -------------------------------------------------------------------------------
@@ -189,9 +196,12 @@ def test_temporary_input_files_are_gone_after_each_prediction(tmp_path, monkeypa
                 stop.set()
                 watcher.join()
             body = response.json()
+            left = sorted(path.name for path in private_tmp.rglob("*"))
+            if "threshold" in inputs:  # refused by the schema (422) before anything is written
+                assert response.status_code == 422 and left == [], (response.text[:200], left)
+                continue
             if expect_match is not None:
                 assert body["status"] == "succeeded" and body["output"]["match"] is expect_match, body
-            left = sorted(path.name for path in private_tmp.rglob("*"))
             assert left == [], f"temporary files left after prediction {body['id']}: {left}"
             kept = Path("/tmp/coglet/predictions") / body["id"]
             assert not [path for path in kept.rglob("*") if path.is_file()], f"coglet kept input data in {kept}"
@@ -205,11 +215,11 @@ def test_in_process_predict_creates_no_temporary_files(tmp_path, monkeypatch, ve
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     instance = predict.Predictor()
     instance.verifier = verifier
-    upload = tmp_path / "tmpupload.jpg"
+    upload = tmp_path / "tmpab12cd_efile.jpg"  # named as Cog names its inputs
     upload.write_bytes(case("single-face/obama.jpg").read_bytes())
     output = instance.compare(image1=predict.Path(upload), image2=data_uri(canary_selfie()), threshold=None)
     assert output.match is True
-    assert sorted(path.name for path in tmp_path.rglob("*")) == ["tmpupload.jpg"]
+    assert sorted(path.name for path in tmp_path.rglob("*")) == ["tmpab12cd_efile.jpg"]
 
 
 # --- no network ---------------------------------------------------------------------------------

@@ -1,10 +1,15 @@
-"""The model through the real Cog HTTP server (coglet), as Replicate and `cog predict` call it."""
+"""The model through the real Cog HTTP server (coglet), as Replicate and `cog predict` call it.
+
+The server validates with the committed OpenAPI schema (faceverify_tools.cogserver); the schema's
+own checks (422s, unknown keys) are in test_schema.py."""
 
 from __future__ import annotations
 
 import base64
 import math
 import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -30,23 +35,30 @@ def succeeded(response) -> dict:
     return body["output"]
 
 
-def test_same_person_matches_over_http(server):
+def test_same_person_matches_over_http(server, verifier):
     output = succeeded(server.predict({"image1": photo("obama.jpg"), "image2": photo("obama2.jpg")}))
     assert output["match"] is True and output["error_code"] is None
-    assert output["threshold"] == 0.38 and output["similarity"] >= 0.38
-    assert output["false_match_rate"] == 0.0  # no View 1 impostor pair scored this high
+    assert output["threshold"] == verifier.default_threshold and output["similarity"] >= output["threshold"]
+    # The upper 95% bound at this similarity, never 0; at or above the default threshold it is
+    # within the bound the default was chosen for.
+    bound = verifier.pack.calibration.false_match_rate(output["similarity"])
+    at_default = verifier.pack.calibration.false_match_rate(output["threshold"])
+    assert 0.0 < output["false_match_rate"] == bound <= at_default <= 1e-4
     assert output["image1_face_count"] == 1 and len(output["image1_face_box"]) == 4
     assert output["model_pack"] == "scrfd2.5g-sface"
 
 
-def test_different_people_do_not_match_over_http(server):
+def test_different_people_do_not_match_over_http(server, verifier):
     output = succeeded(server.predict({"image1": photo("obama.jpg"), "image2": photo("biden.jpg")}))
     assert output["match"] is False and output["error_code"] is None
     assert output["similarity"] < output["threshold"]
-    assert 0.0 < output["false_match_rate"] <= 1.0
+    # Below the default threshold the bound is above the target the default was chosen for.
+    assert output["false_match_rate"] == verifier.pack.calibration.false_match_rate(output["similarity"]) > 1e-4
 
 
 def test_bare_base64_and_explicit_threshold(server):
+    """Bare base64 passes the local server (coglet does not check `format: uri`); Replicate's API
+    most likely refuses it, so the README offers it for the local server and `cog predict` only."""
     bare = base64.b64encode(case("single-face/obama2.jpg").read_bytes()).decode()
     output = succeeded(server.predict({"image1": photo("obama.jpg"), "image2": bare, "threshold": 0.99}))
     assert output["threshold"] == 0.99 and output["match"] is False and output["similarity"] is not None
@@ -62,9 +74,8 @@ def test_bare_base64_and_explicit_threshold(server):
         ({"image1": "not base64 ###", "image2": "PHOTO"}, "image1_invalid"),
         ({"image1": data_uri(png_claiming_size(100_000, 100_000), "image/png"), "image2": "PHOTO"}, "image1_too_large"),
         ({"image1": "PHOTO", "image2": data_uri(case("no-face/dogs.jpg").read_bytes())}, "image2_no_face"),
-        ({"image2": "PHOTO"}, "image1_missing"),
     ],
-    ids=["text-data-uri", "corrupt-jpeg", "server-path", "file-url", "garbage", "png-bomb", "dogs", "missing"],
+    ids=["text-data-uri", "corrupt-jpeg", "server-path", "file-url", "garbage", "png-bomb", "dogs"],
 )
 def test_bad_images_succeed_with_an_error_code_and_no_match(server, inputs, code):
     inputs = {key: photo("obama.jpg") if value == "PHOTO" else value for key, value in inputs.items()}
@@ -74,11 +85,10 @@ def test_bad_images_succeed_with_an_error_code_and_no_match(server, inputs, code
 
 
 @pytest.mark.parametrize("threshold", [1.5, -1, "abc"])
-def test_bad_threshold_fails_the_prediction_with_a_message(server, threshold):
+def test_bad_threshold_is_refused_with_422_naming_it(server, threshold):
     response = server.predict({"image1": photo("obama.jpg"), "image2": photo("obama2.jpg"), "threshold": threshold})
-    body = response.json()
-    assert body.get("status") == "failed" or response.status_code == 422, body
-    assert "threshold" in str(body)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["body", "input", "threshold"]
 
 
 def test_outputs_are_finite_json_numbers(server):
@@ -151,3 +161,17 @@ def test_two_predictions_at_once_each_get_their_own_answer(server):
             outputs = list(pool.map(lambda inputs: succeeded(server.predict(inputs)), [same, different]))
             assert [output["match"] for output in outputs] == [True, False]
             assert [output["similarity"] for output in outputs] == [expected[True], expected[False]]
+
+
+@pytest.mark.parametrize("name", ["tmpab12cd_efile.jpg", "other-upload.jpg"])
+def test_a_string_naming_another_file_in_the_temporary_folder_is_invalid_over_http(server, name):
+    """Another request's input lies in the temporary folder under a name of Cog's shape; a caller who
+    names it (or any file there) gets `invalid`: only files Cog wrote for this request are read."""
+    other = Path(tempfile.gettempdir()) / name
+    shutil.copy(case("single-face/obama2.jpg"), other)
+    try:
+        for value in (str(other), f"file://{other}"):
+            output = succeeded(server.predict({"image1": photo("obama.jpg"), "image2": value}))
+            assert (output["error_code"], output["match"], output["similarity"]) == ("image2_invalid", False, None), value
+    finally:
+        other.unlink()

@@ -81,6 +81,38 @@ def manifest_points_outside_the_pack(pack) -> str:
     return "manifest.json"
 
 
+def edit_recognizer_entry(pack, change) -> None:
+    manifest = manifest_of(pack)
+    change(manifest["tasks"]["recognition"])
+    (pack / "manifest.json").write_text(json.dumps(manifest))
+
+
+# The recognizer's preprocessing and embedding size cannot be read from the ONNX file, and InsightFace
+# would fill in (127.5, 127.5) and 512 silently (SFace then scores about 60% on LFW): each must be stated.
+MANIFEST_STATEMENTS = {
+    "no-preprocessing": (lambda task: task.pop("preprocessing"), "does not state the recognizer's preprocessing"),
+    "no-embedding-size": (lambda task: task.pop("embedding_dimension"), "does not state the recognizer's embedding size"),
+    "wrong-embedding-size": (lambda task: task.update(embedding_dimension=512), "gives 128-dimensional embeddings"),
+    "unknown-preprocessing": (lambda task: task.update(preprocessing_version="bgr-raw-1"), "only 'insightface-arcface-1'"),
+}
+
+
+@pytest.mark.parametrize("name", list(MANIFEST_STATEMENTS))
+def test_setup_fails_when_the_manifest_does_not_state_the_recognizers_input_and_output(pack_copy, name):
+    change, message = MANIFEST_STATEMENTS[name]
+    edit_recognizer_entry(pack_copy, change)
+    with pytest.raises(ModelPackError) as raised:
+        predict.Predictor().setup(weights=str(pack_copy))
+    assert message in str(raised.value) and "manifest.json" in str(raised.value), str(raised.value)
+
+
+def test_a_manifest_that_states_everything_loads(pack_copy):
+    edit_recognizer_entry(pack_copy, lambda task: task.update(preprocessing_version="insightface-arcface-1"))
+    instance = predict.Predictor()
+    instance.setup(weights=str(pack_copy))
+    assert instance.verifier.pack.embedding_dimension == 128
+
+
 DAMAGES = [truncate_manifest, empty_manifest, empty_recognizer, truncate_recognizer, swap_weight_files,
            manifest_points_outside_the_pack]
 

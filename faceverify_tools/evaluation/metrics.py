@@ -123,11 +123,3 @@ def equal_error_rate(scores: np.ndarray, genuine: np.ndarray) -> tuple[float, fl
     fnmr = np.searchsorted(genuines, candidates, side="left") / len(genuines)
     best = int(np.argmin(np.abs(fmr - fnmr)))
     return float((fmr[best] + fnmr[best]) / 2), float(candidates[best])
-
-
-def threshold_for_fmr(scores: np.ndarray, genuine: np.ndarray, target_fmr: float, thresholds: np.ndarray = GRID) -> float:
-    """The lowest threshold of `thresholds` (the 0.01 grid) whose FMR on these pairs is at most `target_fmr`."""
-    for threshold in thresholds:
-        if rates_at(scores, genuine, float(threshold)).fmr <= target_fmr:
-            return float(threshold)
-    return float(thresholds[-1])

@@ -49,7 +49,7 @@ def write_plots(sets: list[ScoredPairs], default_threshold: float | None, out_di
         axis.hist(scored.scores[compared & ~scored.genuine], bins=bins, alpha=0.6, label="impostor pairs", color="tab:red")
         axis.hist(scored.scores[compared & scored.genuine], bins=bins, alpha=0.6, label="genuine pairs", color="tab:green")
         if default_threshold is not None:
-            axis.axvline(default_threshold, color="black", linestyle="--", label=f"default threshold {default_threshold:.2f}")
+            axis.axvline(default_threshold, color="black", linestyle="--", label=f"default threshold {default_threshold:g}")
         axis.set_title(scored.name)
         axis.set_xlabel("cosine similarity")
         axis.set_ylabel("pairs")

@@ -1,8 +1,8 @@
-"""Scores of a pairs set -> the figures people read: a JSON-ready summary, a calibration record, text."""
+"""Scores of a pairs set -> the figures people read: a JSON-ready summary and text."""
 
 from __future__ import annotations
 
-import json
+import math
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
@@ -13,9 +13,10 @@ from faceverify.compare import cosine_similarity
 from faceverify_tools.pairs import Pair
 
 from . import metrics
+from .calibrate import fmr_upper_bound
 from .embedding_run import PHOTO
 
-TARGET_FMRS = (1e-2, 1e-3)
+TARGET_FMRS = (1e-2, 1e-3, 1e-4)
 OFF_CENTRE = 0.15
 """A chosen face whose centre is further than this (share of the image's sides) from the image
 centre is reported as off-centre: on LFW, where every subject is centred, a wrong face."""
@@ -80,7 +81,8 @@ def summarize(scored: ScoredPairs, default_threshold: float | None, folds: int =
             "folds": [{"threshold": round(f.threshold, 4), "accuracy": f.accuracy} for f in fold_results],
         },
         "tar_at_fmr": [
-            {"target_fmr": p.target_fmr, "threshold": round(p.threshold, 4), "fmr": p.fmr, "tar": p.tar}
+            {"target_fmr": p.target_fmr, "threshold": round(p.threshold, 4), "fmr": p.fmr, "tar": p.tar, "fnmr": 1.0 - p.tar,
+             "impostors_allowed": math.floor(p.target_fmr * int((~genuine).sum()) + 1e-9)}
             for p in (metrics.tar_at_fmr(scores, genuine, target) for target in TARGET_FMRS)
         ],
         "eer": eer,
@@ -88,7 +90,8 @@ def summarize(scored: ScoredPairs, default_threshold: float | None, folds: int =
         "table": [rates_record(r) for r in metrics.rate_table(scores, genuine)],
     }
     if default_threshold is not None:
-        summary["at_default_threshold"] = rates_record(metrics.rates_at(scores, genuine, default_threshold))
+        at = metrics.rates_at(scores, genuine, default_threshold)
+        summary["at_default_threshold"] = {**rates_record(at), "fmr_upper": fmr_upper_bound(at.false_matches, at.impostor_pairs)}
     return summary
 
 
@@ -101,39 +104,6 @@ def rates_record(rates: metrics.Rates) -> dict:
     }
 
 
-def calibration_record(scored: ScoredPairs, model_id: str, sha256: dict[str, str], target_fmr: float,
-                       source: str, date: str) -> dict:
-    """A calibration file for the pack (see faceverify/calibration.py): the default threshold is
-    the lowest 0.01-grid threshold with FMR <= `target_fmr` on these pairs, and the table holds
-    FMR/FNMR at every grid threshold."""
-    scores, genuine = scored.scores, scored.genuine
-    threshold = metrics.threshold_for_fmr(scores, genuine, target_fmr)
-    at = metrics.rates_at(scores, genuine, threshold)
-    return {
-        "model_id": model_id,
-        "sha256": sha256,
-        "default_threshold": threshold,
-        "method": (
-            f"Lowest threshold on a 0.01 grid with false match rate <= {target_fmr:g} on the impostor pairs "
-            f"of `source`. There: FMR {at.false_matches}/{at.impostor_pairs}, FNMR {at.false_non_matches}/{at.genuine_pairs}."
-        ),
-        "source": source,
-        "date": date,
-        "target_fmr": target_fmr,
-        "impostor_pairs": at.impostor_pairs,
-        "genuine_pairs": at.genuine_pairs,
-        "failed_pairs": int(sum(scored.failures.values())),
-        "table": [{"threshold": r.threshold, "fmr": r.fmr, "fnmr": r.fnmr} for r in metrics.rate_table(scores, genuine)],
-    }
-
-
-def calibration_json(record: dict) -> str:
-    """A calibration record as JSON text, one table row per line so the file reads as a table."""
-    head = json.dumps({k: v for k, v in record.items() if k != "table"}, indent=1)
-    rows = ",\n".join("  " + json.dumps(row) for row in record["table"])
-    return head[:-2] + ',\n "table": [\n' + rows + "\n ]\n}\n"
-
-
 def format_summary(name: str, summary: dict, default_threshold: float | None) -> str:
     """The figures of one set as a few lines of text."""
     ten = summary["ten_fold_accuracy"]
@@ -142,14 +112,16 @@ def format_summary(name: str, summary: dict, default_threshold: float | None) ->
         f"{summary['failed_pairs']} failed {summary['failures'] or ''}",
         f"photos whose chosen face is off-centre (> {OFF_CENTRE} of the sides): {len(summary['off_centre_images'])} "
         f"{summary['off_centre_images'][:5] or ''}",
-        f"10-fold accuracy     {100 * ten['mean']:.2f}% +- {100 * ten['std']:.2f}",
-        *(f"TAR at FMR {p['target_fmr']:g}  {100 * p['tar']:.2f}% (threshold {p['threshold']:.4f})" for p in summary["tar_at_fmr"]),
-        f"EER                  {100 * summary['eer']:.2f}% (threshold {summary['eer_threshold']:.4f})",
+        f"10-fold accuracy        {100 * ten['mean']:.2f}% +- {100 * ten['std']:.2f}",
+        *(f"TAR at FMR {p['target_fmr']:<9g} {100 * p['tar']:.2f}%, FNMR {100 * p['fnmr']:.2f}% (threshold {p['threshold']:.4f}, "
+          f"at most {p['impostors_allowed']} of {summary['impostor_pairs']} impostors)" for p in summary["tar_at_fmr"]),
+        f"EER                     {100 * summary['eer']:.2f}% (threshold {summary['eer_threshold']:.4f})",
     ]
     if default_threshold is not None:
         at = summary["at_default_threshold"]
         lines.append(
-            f"at default {default_threshold:.2f}      FMR {100 * at['fmr']:.3f}% ({at['false_matches']}/{at['impostor_pairs']}), "
+            f"at default {default_threshold:<13.3f} FMR {100 * at['fmr']:.3f}% ({at['false_matches']}/{at['impostor_pairs']}, "
+            f"95% upper bound {100 * at['fmr_upper']:.3f}%), "
             f"FNMR {100 * at['fnmr']:.2f}% ({at['false_non_matches']}/{at['genuine_pairs']})"
         )
     lines.append("threshold    FMR       FNMR")
