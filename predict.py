@@ -18,7 +18,12 @@ from cog import BaseModel, BasePredictor, Input, Path
 
 from faceverify import FaceVerifier, ModelPackError, Verification
 from faceverify.modelpack import default_pack_path
+from faceverify.quality import QualityMeasures
 from faceverify.verifier import FaceReport
+
+QUALITY_DECIMALS = {"eye_distance": 1, "edge_margin": 3, "yaw": 1, "roll": 1, "sharpness": 3, "underexposure": 3,
+                    "overexposure": 3, "second_face": 3}
+"""The QualityMeasures each image's output carries, as `image<N>_<measure>`, and their decimals."""
 
 
 class Output(BaseModel):
@@ -28,6 +33,10 @@ class Output(BaseModel):
     read from the pack's calibration (which records its data and the population it represents):
     never 0, and null when no comparison was made or the pack's rate is unknown (buffalo_l as
     shipped). Error rates differ between demographic groups: docs/accuracy.md says for whom it holds.
+
+    `image<N>_quality_issues` lists the compared face's quality issue codes (empty when there are
+    none or no face was aligned); `image<N>_quality_score` (0-100, under 50 with an issue) and the
+    measures after it explain them, null when no face was aligned (docs/quality.md).
     """
 
     match: bool
@@ -42,6 +51,26 @@ class Output(BaseModel):
     image2_face_count: int
     image2_face_box: Optional[list[float]]
     image2_face_score: Optional[float]
+    image1_quality_issues: list[str]
+    image1_quality_score: Optional[float]
+    image1_eye_distance: Optional[float]
+    image1_edge_margin: Optional[float]
+    image1_yaw: Optional[float]
+    image1_roll: Optional[float]
+    image1_sharpness: Optional[float]
+    image1_underexposure: Optional[float]
+    image1_overexposure: Optional[float]
+    image1_second_face: Optional[float]
+    image2_quality_issues: list[str]
+    image2_quality_score: Optional[float]
+    image2_eye_distance: Optional[float]
+    image2_edge_margin: Optional[float]
+    image2_yaw: Optional[float]
+    image2_roll: Optional[float]
+    image2_sharpness: Optional[float]
+    image2_underexposure: Optional[float]
+    image2_overexposure: Optional[float]
+    image2_second_face: Optional[float]
     model_pack: str
 
 
@@ -66,6 +95,10 @@ class Predictor(BasePredictor):
             description="Match when similarity >= threshold, a number from 0 to 1. Leave it out for the model pack's calibrated default.",
             default=None, ge=0.0, le=1.0,
         ),
+        require_selfie_quality: bool = Input(
+            description="When true, a selfie with any quality issue (image2_quality_issues) is not compared: the answer is error_code image2_poor_quality and match false. Default false: issues are only reported.",
+            default=False,
+        ),
     ) -> Output:
         """Compare the main face of image1 with the main face of image2.
 
@@ -73,11 +106,11 @@ class Predictor(BasePredictor):
         runs in a thread, and the loaded networks are shared (ONNX Runtime sessions are safe to
         call from several threads). The gain is measured in docs/how-it-decides.md, "Concurrency".
         """
-        return await asyncio.to_thread(self.compare, image1, image2, threshold)
+        return await asyncio.to_thread(self.compare, image1, image2, threshold, require_selfie_quality)
 
-    def compare(self, image1: Any, image2: Any, threshold: Optional[float] = None) -> Output:
+    def compare(self, image1: Any, image2: Any, threshold: Optional[float] = None, require_selfie_quality: bool = False) -> Output:
         """`predict` without the event loop: the same answer, for in-process callers and tests."""
-        result = self.verifier.verify(caller_image(image1), caller_image(image2), threshold)
+        result = self.verifier.verify(caller_image(image1), caller_image(image2), threshold, require_selfie_quality)
         return to_output(result, self.verifier.pack.model_id)
 
 
@@ -116,9 +149,18 @@ def to_output(result: Verification, model_pack: str) -> Output:
     def face(prefix: str, report: FaceReport) -> dict[str, Any]:
         return {f"{prefix}_face_count": report.face_count, f"{prefix}_face_box": report.box, f"{prefix}_face_score": report.score}
 
+    def quality(prefix: str, report: FaceReport) -> dict[str, Any]:
+        measures: Optional[QualityMeasures] = report.quality.measures if report.quality else None
+        fields = {f"{prefix}_quality_issues": [issue.value for issue in report.quality.issues] if report.quality else [],
+                  f"{prefix}_quality_score": report.quality.score if report.quality else None}
+        for name, decimals in QUALITY_DECIMALS.items():
+            fields[f"{prefix}_{name}"] = round(getattr(measures, name), decimals) if measures else None
+        return fields
+
     return Output(
         match=result.match, similarity=result.similarity, threshold=result.threshold,
         false_match_rate=result.false_match_rate,
         error_code=result.error_code, error=result.error,
-        **face("image1", result.image1), **face("image2", result.image2), model_pack=model_pack,
+        **face("image1", result.image1), **face("image2", result.image2),
+        **quality("image1", result.image1), **quality("image2", result.image2), model_pack=model_pack,
     )

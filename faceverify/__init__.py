@@ -4,6 +4,7 @@ The pipeline, one module per stage:
     images      bytes / data URI / base64 -> upright BGR pixels (limits enforced)
     faces       pixels -> detected faces -> the main face
     embeddings  main face -> aligned crop -> unit embedding
+    quality     pixels, faces, aligned crop -> quality measures -> issue codes and a score
     compare     two embeddings -> cosine similarity -> match
     verifier    the whole pipeline: FaceVerifier.verify(image1, image2) -> Verification
     modelpack   the detector and recognizer, loaded from a checked manifest-V2 folder

@@ -1,7 +1,8 @@
 """Errors the pipeline raises on purpose, each with a stable machine code.
 
 An `ImageError` means one input image cannot be compared (it is broken, too
-large, too small, oddly shaped, shows no face, or its face cannot be aligned).
+large, too small, oddly shaped, shows no face, or its face cannot be aligned; or,
+when the caller asks for it, the selfie has quality issues).
 The verifier turns it into a result with `match=False` and the code below; it
 never fails the prediction.
 A `ModelPackError` means the weights are missing or damaged; setup fails.
@@ -22,6 +23,7 @@ class ImageProblem(str, Enum):
     BAD_ASPECT_RATIO = "bad_aspect_ratio"  # one side far longer than the other (a strip, not a photo)
     NO_FACE = "no_face"      # decoded fine, but no face above the score floor
     FACE_UNUSABLE = "face_unusable"  # a face was found but cannot be aligned for comparison
+    POOR_QUALITY = "poor_quality"    # the selfie has quality issues and the caller asked to refuse them
 
 
 class ImageError(Exception):

@@ -41,6 +41,7 @@ from .images import (
     return_large_buffers_to_os,
 )
 from .modelpack import ModelPack, load_model_pack
+from .quality import Quality, Role, assess, measure_quality
 from .threads import max_concurrency, set_opencv_threads
 
 ImageInput = bytes | str | Path | None
@@ -57,11 +58,13 @@ with decoding every image whole."""
 @dataclass(frozen=True)
 class FaceReport:
     """What was found in one image: how many faces, and the chosen face's box
-    `[x1, y1, x2, y2]` in original (upright) image pixels and detection score."""
+    `[x1, y1, x2, y2]` in original (upright) image pixels and detection score; `quality` when the
+    face was aligned (see faceverify/quality.py)."""
 
     face_count: int = 0
     box: list[float] | None = None
     score: float | None = None
+    quality: Quality | None = None
 
 
 @dataclass(frozen=True)
@@ -85,12 +88,14 @@ class Verification:
 @dataclass(frozen=True)
 class FoundFace:
     """An image's chosen face and everything found with it; `crop` is the face aligned for the
-    recognizer, None until `FaceVerifier.align` has checked and made it."""
+    recognizer, None until `FaceVerifier.align` has checked and made it; `quality` is its
+    measures and issues, None until `FaceVerifier.assess` has made them."""
 
     image: DecodedImage
     faces: list[DetectedFace]
     face: DetectedFace
     crop: np.ndarray | None = None
+    quality: Quality | None = None
 
     def report(self) -> FaceReport:
         """The chosen face's box mapped back to original pixels, for the caller."""
@@ -98,7 +103,7 @@ class FoundFace:
         x1, y1, x2, y2 = (v / self.image.scale for v in self.face.box)
         box = [round(min(max(x1, 0.0), width), 1), round(min(max(y1, 0.0), height), 1),
                round(min(max(x2, 0.0), width), 1), round(min(max(y2, 0.0), height), 1)]
-        return FaceReport(face_count=len(self.faces), box=box, score=round(self.face.score, 4))
+        return FaceReport(face_count=len(self.faces), box=box, score=round(self.face.score, 4), quality=self.quality)
 
 
 def image_bytes(value: ImageInput) -> bytes:
@@ -118,9 +123,14 @@ def image_bytes(value: ImageInput) -> bytes:
 class FaceVerifier:
     """A loaded model pack and the pipeline that compares two images with it."""
 
-    def __init__(self, pack: ModelPack) -> None:
+    def __init__(self, pack: ModelPack, batch_faces: bool | None = None) -> None:
         self.pack = pack
         self.recognizer_size = int(pack.recognizer.input_size[0])
+        # Both faces in one recognizer call only where the recognizer takes batches, and by default
+        # only on a GPU: on a CPU one call per face, both at once, was as fast alone and faster with
+        # two predictions at once (docs/performance.md, "Recognizer on a CPU"). `batch_faces`
+        # overrides the default for a recognizer that takes batches.
+        self.batch_faces = pack.recognizer_takes_batches and (pack.on_gpu if batch_faces is None else batch_faces)
         # Runs image1's work while the caller runs image2's; one worker per prediction Cog runs at
         # once (COG_MAX_CONCURRENCY, from cog.yaml's concurrency.max). ONNX Runtime sessions may be
         # run from several threads.
@@ -152,7 +162,7 @@ class FaceVerifier:
         if embedding.shape[1] != self.pack.embedding_dimension:
             raise ModelPackError(f"The recognizer gives {embedding.shape[1]}-dimensional embeddings, but the pack's "
                                  f"manifest states {self.pack.embedding_dimension}.")
-        if self.pack.recognizer_takes_batches:
+        if self.batch_faces:
             embed_faces(self.pack.recognizer, [crop, crop], batched=True)
 
     def find_face(self, value: ImageInput) -> FoundFace:
@@ -166,16 +176,17 @@ class FaceVerifier:
             raise problem
         return found
 
-    def examine(self, value: ImageInput) -> tuple[FoundFace | None, ImageError | None]:
-        """`find_face` without raising: the image's face, and why it cannot be compared if it cannot.
-        A face that was found but cannot be aligned comes back (unaligned) with its problem."""
+    def examine(self, value: ImageInput, role: Role = Role.PROBE) -> tuple[FoundFace | None, ImageError | None]:
+        """`find_face` without raising: the image's face, with its quality under `role`'s rules, and
+        why it cannot be compared if it cannot. A face that was found but cannot be aligned comes
+        back (unaligned, without quality) with its problem."""
         try:
             data = image_bytes(value)
             found = self.with_detail(self.locate_face(decode_image(data, min_side=DETECTION_SIDE)), data)
         except ImageError as problem:
             return None, problem
         try:
-            return self.align(found), None
+            return self.assess(self.align(found), role), None
         except ImageError as problem:
             return found, problem
 
@@ -203,16 +214,24 @@ class FaceVerifier:
         crop = align_face(found.image.pixels, found.face, self.recognizer_size)
         return FoundFace(image=found.image, faces=found.faces, face=found.face, crop=crop)
 
+    def assess(self, found: FoundFace, role: Role) -> FoundFace:
+        """`found` (aligned) with its quality measured and judged by `role`'s rules."""
+        if found.crop is None:
+            raise ValueError("assess() needs an aligned face: call align() first")
+        measures = measure_quality(found.image.pixels, found.image.scale, found.faces, found.face, found.crop)
+        return FoundFace(image=found.image, faces=found.faces, face=found.face, crop=found.crop,
+                         quality=assess(measures, role))
+
     def embed(self, found: list[FoundFace]) -> np.ndarray:
         """Unit embeddings of aligned faces (see `align`), one row each.
 
-        On a GPU, a recognizer that takes batches embeds all faces in one call. Otherwise each face
-        gets its own call, the first face's in the helper thread while the caller runs the rest: on
-        a CPU, where each call has half the cores, two calls at once finish sooner than one batch."""
+        With `batch_faces` (by default: a recognizer that takes batches, on a GPU) all faces go in
+        one call. Otherwise each face gets its own call, the first face's in the helper thread while
+        the caller runs the rest, each call with half the CPUs (see `__init__`)."""
         crops = [item.crop for item in found]
         if any(crop is None for crop in crops):
             raise ValueError("embed() needs aligned faces: call align() first")
-        if self.pack.on_gpu and self.pack.recognizer_takes_batches:
+        if self.batch_faces:
             return embed_faces(self.pack.recognizer, crops, batched=True)
         if len(crops) == 1:
             return self._embed_one(crops[0])
@@ -223,11 +242,14 @@ class FaceVerifier:
     def _embed_one(self, crop: np.ndarray) -> np.ndarray:
         return embed_faces(self.pack.recognizer, [crop], batched=False)
 
-    def verify(self, image1: ImageInput, image2: ImageInput, threshold: float | None = None) -> Verification:
+    def verify(self, image1: ImageInput, image2: ImageInput, threshold: float | None = None,
+               require_selfie_quality: bool = False) -> Verification:
         """Compare the main face of `image1` (reference) with that of `image2` (probe).
 
         `threshold` in [0, 1] overrides the pack's calibrated default; a bad threshold, or no
-        threshold for a pack without calibration, raises ValueError (a caller bug).
+        threshold for a pack without calibration, raises ValueError (a caller bug). Each face's
+        quality issues are reported; with `require_selfie_quality`, any issue on `image2` makes it
+        an image problem (`image2_poor_quality`, no comparison).
         """
         if threshold is None:
             if self.default_threshold is None:
@@ -238,8 +260,11 @@ class FaceVerifier:
             threshold = self.default_threshold
         threshold = check_threshold(threshold)
 
-        first = self.helper.submit(self.examine, image1)
-        second = self.examine(image2)
+        first = self.helper.submit(self.examine, image1, Role.REFERENCE)
+        second = self.examine(image2, Role.PROBE)
+        if require_selfie_quality and second[1] is None and second[0].quality.issues:
+            issues = ", ".join(issue.value for issue in second[0].quality.issues)
+            second = (second[0], ImageError(ImageProblem.POOR_QUALITY, f"the face is not good enough to compare ({issues})"))
         outcomes = [first.result(), second]
         reports = [found.report() if found is not None else FaceReport() for found, _ in outcomes]
         for name, (_, problem) in zip(IMAGE_NAMES, outcomes):

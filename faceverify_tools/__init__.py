@@ -9,6 +9,8 @@ pipeline never imports it. Each command has a thin entry point in `script/`:
     measure_face_choice      script/measure-face-choice: the face choice and the score floor
     measure_detection_sizes  script/measure-detection-sizes: the detection sizes
     measure_decode_sizes     script/measure-decode-sizes: reduced JPEG decoding
+    measure_quality          script/measure-quality: quality issues' false alarms, detection and EDC
+    degrade                  degraded copies of real photos (blur, light, size, tilt, cut, a second face)
     cogserver                the real Cog HTTP server as a subprocess (tests, soak, benchmark)
     schema                   script/generate-schema: .cog/openapi_schema.json, as cog build makes it
     pairs                    LFW-style pairs files

@@ -125,10 +125,10 @@ def summary(times: list[float]) -> dict:
 
 # --- this model, in process ------------------------------------------------------------------------
 
-def predictor_call(predictor, paths: list) -> Callable[[], object]:
+def predictor_call(predictor, paths: list, threshold: float | None = None) -> Callable[[], object]:
     """One end-to-end `Predictor.predict` on two files in the temporary folder (as Cog hands them over)."""
     loop = asyncio.new_event_loop()
-    return lambda: loop.run_until_complete(predictor.predict(image1=paths[0], image2=paths[1], threshold=None))
+    return lambda: loop.run_until_complete(predictor.predict(image1=paths[0], image2=paths[1], threshold=threshold))
 
 
 def stage_split(predictor, paths: list, runs: int) -> dict[str, float]:
@@ -136,10 +136,11 @@ def stage_split(predictor, paths: list, runs: int) -> dict[str, float]:
     from faceverify.compare import cosine_similarity
     from faceverify.faces import DETECTION_SIDE
     from faceverify.images import decode_image
+    from faceverify.quality import Role
     from faceverify.verifier import image_bytes
 
     verifier = predictor.verifier
-    stages: dict[str, list[float]] = {"decode": [], "detection": [], "alignment + embedding": [], "comparison": []}
+    stages: dict[str, list[float]] = {"decode": [], "detection": [], "alignment + embedding": [], "quality": [], "comparison": []}
     for _ in range(runs):
         # FaceVerifier.find_face step by step: a decode for detection, detection, a second decode if needed.
         clock = time.perf_counter()
@@ -152,8 +153,11 @@ def stage_split(predictor, paths: list, runs: int) -> dict[str, float]:
         second_decode: list[float] = []
         clock = lap(second_decode, clock)
         stages["decode"][-1] += second_decode[0]
-        embeddings = verifier.embed([verifier.align(item) for item in found])
+        aligned = [verifier.align(item) for item in found]
+        embeddings = verifier.embed(aligned)
         clock = lap(stages["alignment + embedding"], clock)
+        [verifier.assess(item, role) for item, role in zip(aligned, (Role.REFERENCE, Role.PROBE))]
+        clock = lap(stages["quality"], clock)
         cosine_similarity(embeddings[0], embeddings[1])
         lap(stages["comparison"], clock)
     return {name: round(statistics.median(times), 1) for name, times in stages.items()}
@@ -166,13 +170,13 @@ def lap(into: list[float], since: float) -> float:
     return now
 
 
-def measure_concurrency(predictor, scenario: Scenario, count: int, cleanup: ExitStack) -> dict:
+def measure_concurrency(predictor, scenario: Scenario, count: int, cleanup: ExitStack, threshold: float | None = None) -> dict:
     """Predictions per second for `count` predictions one at a time, and two at a time in two
     threads sharing the loaded sessions (what the async `predict` does under Cog's concurrency 2)."""
     paths = cog_inputs(scenario, cleanup)
 
     def one(_: int = 0):
-        return predictor.compare(image1=paths[0], image2=paths[1], threshold=None).similarity
+        return predictor.compare(image1=paths[0], image2=paths[1], threshold=threshold).similarity
 
     expected = one()
     clock = time.perf_counter()
@@ -209,13 +213,13 @@ def recording_network_calls(calls: list):
         onnxruntime.InferenceSession.run = original
 
 
-def floor_call(predictor, paths: list) -> tuple[Callable[[], object], list[list[int]]]:
+def floor_call(predictor, paths: list, threshold: float | None = None) -> tuple[Callable[[], object], list[list[int]]]:
     """A replay of exactly the network calls one prediction made, on the same sessions and inputs,
     and the input shape of each call. As in the prediction, the calls made in the caller's thread
     (image2's) run there while those of the helper thread (image1's) run in another thread at once."""
     calls: list = []
     with recording_network_calls(calls):
-        predictor.compare(image1=paths[0], image2=paths[1], threshold=None)
+        predictor.compare(image1=paths[0], image2=paths[1], threshold=threshold)
     caller = threading.get_ident()
     lanes = [[call[1:] for call in calls if call[0] == caller], [call[1:] for call in calls if call[0] != caller]]
 
@@ -252,7 +256,7 @@ def original_pipeline(pack_path: Path):
     return compare
 
 
-def fresh_process_start(pack_path: Path) -> dict:
+def fresh_process_start(pack_path: Path, threshold: float | None = None) -> dict:
     """In a new Python process: seconds to import predict.py and to run `setup()`, the peak resident
     memory after one prediction per scenario, and the seconds the original pipeline takes to import
     insightface and build `FaceAnalysis` + `prepare()`."""
@@ -268,7 +272,7 @@ predictor.setup(weights={str(pack_path)!r})
 setup = time.perf_counter() - clock
 from faceverify_tools.benchmark import original_pipeline, scenarios
 for scenario in scenarios():
-    predictor.verifier.verify(scenario.image1, scenario.image2)
+    predictor.verifier.verify(scenario.image1, scenario.image2, {threshold!r})
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 clock = time.perf_counter()
 original_pipeline({str(pack_path)!r})
@@ -289,18 +293,20 @@ def output_of(response) -> dict:
     return body["output"]
 
 
-def http_call(server: CogServer, scenario: Scenario) -> Callable[[], object]:
+def http_call(server: CogServer, scenario: Scenario, threshold: float | None = None) -> Callable[[], object]:
     """One POST /predictions of the scenario's images as data URIs (encoded once, as a client
     holding them would), waiting for the answer."""
     inputs = {"image1": data_uri(scenario.image1, "application/octet-stream"),
               "image2": data_uri(scenario.image2, "application/octet-stream")}
+    if threshold is not None:
+        inputs["threshold"] = threshold
     return lambda: output_of(server.predict(inputs, timeout=120.0))
 
 
-def server_throughput(server: CogServer, scenario: Scenario, count: int) -> dict:
+def server_throughput(server: CogServer, scenario: Scenario, count: int, threshold: float | None = None) -> dict:
     """Predictions per second through the server for `count` predictions from one client, and from
     two clients at once (the server takes two at a time); the two clients' answers must agree."""
-    call = http_call(server, scenario)
+    call = http_call(server, scenario, threshold)
     clock = time.perf_counter()
     for _ in range(count):
         call()
@@ -326,9 +332,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=Path("reports/benchmark.json"), help="where to write the results")
     parser.add_argument("--no-http", action="store_true", help="skip the Cog server measurements")
     parser.add_argument("--no-original", action="store_true", help="skip the original pipeline")
+    parser.add_argument("--threshold", type=float, help="threshold to send (default: the pack's; required for a pack "
+                        "without calibration, such as a stand-in, whose scores mean nothing)")
     args = parser.parse_args(argv)
+    threshold = args.threshold
+    if threshold is None and pack_default_threshold(args.weights) is None:
+        parser.error(f"{args.weights} has no calibrated default threshold: pass --threshold")
 
-    cold = fresh_process_start(args.weights)
+    cold = fresh_process_start(args.weights, threshold)
     sys.path.insert(0, str(REPO))
     import predict
 
@@ -340,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     items = scenarios()
     results: dict = {
         "date": time.strftime("%Y-%m-%d"), "machine": machine(), "model_pack": predictor.verifier.pack.model_id,
-        "runs": args.runs, **cold, "scenarios": {},
+        "runs": args.runs, "threshold": threshold, **cold, "scenarios": {},
     }
     original = None if args.no_original else original_pipeline(args.weights)
     with tempfile.TemporaryDirectory() as temp, ExitStack() as cleanup:
@@ -353,12 +364,12 @@ def main(argv: list[str] | None = None) -> int:
             results["http"] = {"cold_start_to_ready_s": round(time.perf_counter() - server.started, 2), "latency": {}}
         for scenario in items:
             paths = cog_inputs(scenario, cleanup)
-            replay, network_calls = floor_call(predictor, paths)
-            calls = {"this_model": predictor_call(predictor, paths), "floor": replay}
+            replay, network_calls = floor_call(predictor, paths, threshold)
+            calls = {"this_model": predictor_call(predictor, paths, threshold), "floor": replay}
             if original:
                 calls["original"] = partial(original, scenario.image1, scenario.image2)
             if server:
-                calls["http"] = http_call(server, scenario)
+                calls["http"] = http_call(server, scenario, threshold)
             times = interleaved(calls, args.runs, args.warmup)
             figures = {name: summary(times[name]) for name in ("this_model", "floor", "original") if name in times}
             figures["this_model"]["stages_median_ms"] = stage_split(predictor, paths, args.runs)
@@ -366,16 +377,25 @@ def main(argv: list[str] | None = None) -> int:
             results["scenarios"][scenario.name] = figures
             if server:
                 results["http"]["latency"][scenario.name] = summary(times["http"])
-        results["concurrency"] = measure_concurrency(predictor, items[0], max(args.runs, 4), cleanup)
+        results["concurrency"] = measure_concurrency(predictor, items[0], max(args.runs, 4), cleanup, threshold)
         if server:
             # The selfie pair, and the phone photo, whose large upload gives Cog more work per request.
-            results["http"]["throughput"] = [server_throughput(server, items[i], max(2 * args.runs, 4)) for i in (0, 3)]
+            results["http"]["throughput"] = [server_throughput(server, items[i], max(2 * args.runs, 4), threshold) for i in (0, 3)]
             results["http"]["server_rss_mb"] = round(sum(server.rss_by_process().values()), 1)
     print(format_table(results))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {args.json}")
     return 0
+
+
+def pack_default_threshold(pack_path: Path) -> float | None:
+    """The pack's calibrated default threshold, None without a calibration; read without loading its networks."""
+    from faceverify.calibration import find_calibration
+
+    tasks = json.loads((pack_path / "manifest.json").read_text())["tasks"]
+    calibration = find_calibration(pack_path, {task: tasks[task]["sha256"] for task in ("detection", "recognition")})
+    return calibration.default_threshold if calibration else None
 
 
 def machine() -> str:

@@ -25,7 +25,7 @@ def test_benchmark_runs_every_measurement_and_writes_json(tmp_path):
     for figures in report["scenarios"].values():
         assert set(figures) == {"this_model", "floor", "original"}
         assert figures["this_model"]["median_ms"] > 0 and figures["floor"]["network_calls"]
-        assert set(figures["this_model"]["stages_median_ms"]) == {"decode", "detection", "alignment + embedding", "comparison"}
+        assert set(figures["this_model"]["stages_median_ms"]) == {"decode", "detection", "alignment + embedding", "quality", "comparison"}
     assert set(report["http"]["latency"]) == set(report["scenarios"])
     assert report["http"]["cold_start_to_ready_s"] > 0 and report["http"]["server_rss_mb"] > 100
     assert report["setup_s"] > 0 and report["import_s"] > 0

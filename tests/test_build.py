@@ -129,6 +129,6 @@ def test_cogs_own_inspector_accepts_the_predictor():
     from cog import _inspector
 
     info = _inspector.create_predictor("predict", "Predictor")
-    assert list(info.inputs) == ["image1", "image2", "threshold"]
+    assert list(info.inputs) == ["image1", "image2", "threshold", "require_selfie_quality"]
     assert info.inputs["threshold"].ge == 0.0 and info.inputs["threshold"].le == 1.0
     assert {"match", "similarity", "threshold", "error_code", "error"} <= set(info.output.fields)

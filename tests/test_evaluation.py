@@ -290,6 +290,13 @@ def test_command_reports_every_figure(small_run):
     assert len(photo["table"]) == 201
     assert "ID card vs photo" in report["sets"] and "10-fold accuracy" in stdout
     assert "TAR at FMR 0.0001" in stdout and "95% upper bound" in stdout and "TARGET NOT SUPPORTED" in stdout
+    # Each quality issue's rate: on the first images by the reference's rules, the second by the probe's.
+    quality = photo["quality_issues"]
+    assert set(quality) == {"references", "probes"} and quality["probes"]["images"] >= 10
+    assert set(quality["probes"]) == {"images", "any", "face_too_small", "face_cut_off", "head_turned", "blurry",
+                                      "too_dark", "overexposed", "multiple_faces"}
+    assert report["sets"]["ID card vs photo"]["quality_issues"]["references"]["multiple_faces"] == 0.0
+    assert "quality issues (photo vs photo)" in stdout
 
 
 def test_command_checks_documents(small_run):

@@ -80,3 +80,16 @@ def test_every_image_problem_has_a_message(npm_test):
     messages = json.loads(completed.stdout)
     assert set(messages) == {problem.value for problem in ImageProblem}
     assert all(len(pair) == 2 and all(pair) for pair in messages.values())
+
+
+def test_every_quality_issue_has_a_message(npm_test):
+    """Each QualityIssue of the model has a sentence for both images in verifyFace()."""
+    from faceverify.quality import QualityIssue
+
+    script = ("import('./build/lib/verify-face.js').then((m) => console.log(JSON.stringify("
+              "Object.fromEntries(Object.entries(m.QUALITY_MESSAGES)))))")
+    completed = run(["node", "-e", script])
+    assert completed.returncode == 0, completed.stderr
+    messages = json.loads(completed.stdout)
+    assert set(messages) == {issue.value for issue in QualityIssue}
+    assert all(len(pair) == 2 and all(pair) for pair in messages.values())

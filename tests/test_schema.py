@@ -45,7 +45,9 @@ def test_schema_agrees_with_the_predict_signature_and_output_independently():
     assert list(properties) == [p.name for p in parameters]
     assert [properties[p.name]["x-order"] for p in parameters] == list(range(len(parameters)))
     input_hints = typing.get_type_hints(predict.Predictor.predict)
-    assert schemas["Input"]["required"] == [p.name for p in parameters if type(None) not in typing.get_args(input_hints[p.name])]
+    # Required: neither Optional nor given a default (Cog's Input() holds None when no default is given).
+    assert schemas["Input"]["required"] == [p.name for p in parameters
+                                            if type(None) not in typing.get_args(input_hints[p.name]) and p.default.default is None]
     for p in parameters:
         assert properties[p.name]["description"] == p.default.description
     assert (properties["threshold"]["minimum"], properties["threshold"]["maximum"]) == (0, 1)
@@ -76,7 +78,7 @@ def test_a_changed_predictor_gives_a_different_schema(tmp_path, monkeypatch):
     schema = generator.openapi_schema(info, explicit, generator.sdk_version())
     assert schema != committed()
     assert schema["components"]["schemas"]["Input"]["properties"]["extra"] == {
-        "default": 1, "minimum": 0, "title": "Extra", "type": "integer", "x-order": 3}
+        "default": 1, "minimum": 0, "title": "Extra", "type": "integer", "x-order": 4}
     assert schema["components"]["schemas"]["Output"]["properties"]["liveness"] == {
         "nullable": True, "title": "Liveness", "type": "number"}
 

@@ -20,7 +20,8 @@ OUTPUT_FIELDS = {
     "match", "similarity", "threshold", "false_match_rate", "error_code", "error", "model_pack",
     "image1_face_count", "image1_face_box", "image1_face_score",
     "image2_face_count", "image2_face_box", "image2_face_score",
-}
+} | {f"image{n}_{name}" for n in (1, 2) for name in ("quality_issues", "quality_score", "eye_distance", "edge_margin", "yaw",
+                                                     "roll", "sharpness", "underexposure", "overexposure", "second_face")}
 
 
 def photo(name: str) -> str:

@@ -9,9 +9,10 @@ Every image goes once through the predictor's own pipeline (see embedding_run.py
 (photo vs photo; with --cards also synthetic ID card vs photo, the card made from each pair's
 first image) it prints and writes to OUT/report.json: pairs used and failed (with the reason),
 10-fold accuracy (mean and standard deviation), TAR and FNMR at FMR 1e-2, 1e-3 and 1e-4, the equal
-error rate, FMR (with its 95% upper bound) and FNMR at the pack's default threshold, and a
-threshold -> FMR/FNMR table; and it draws OUT/roc.png and OUT/scores.png. A pair the model could
-not compare counts as a non-match.
+error rate, FMR (with its 95% upper bound) and FNMR at the pack's default threshold, a
+threshold -> FMR/FNMR table, and the rate of each quality issue on the first images (the
+reference's rules) and the second images (the probe's); and it draws OUT/roc.png and
+OUT/scores.png. A pair the model could not compare counts as a non-match.
 
 --write-calibration FILE calibrates all-vs-all on the images the pairs files reference (the pairs
 themselves only say which images): impostor pairs are every image against every image of every
@@ -42,7 +43,7 @@ from faceverify_tools.pairs import image_path, read_pairs
 
 from . import calibrate
 from .embedding_run import CARD, PHOTO, ImageTask, embed_images
-from .report import format_summary, score_pairs, summarize
+from .report import format_quality, format_summary, quality_issue_rates, score_pairs, summarize
 
 DOCUMENT_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic"}
 
@@ -109,9 +110,11 @@ def main(argv: list[str] | None = None) -> int:
 
     photos = {key: outcomes[task] for key, task in photo_tasks.items()}
     sets = [score_pairs("photo vs photo", pairs, photos, photos)]
+    quality = {"photo vs photo": quality_issue_rates(pairs, photos, photos)}
     if args.cards:
         cards = {key: outcomes[task] for key, task in card_tasks.items()}
         sets.append(score_pairs("ID card vs photo", pairs, cards, photos))
+        quality["ID card vs photo"] = quality_issue_rates(pairs, cards, photos)
 
     report = {
         "date": datetime.date.today().isoformat(),
@@ -124,8 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     for scored in sets:
         summary = summarize(scored, threshold, args.folds)
+        summary["quality_issues"] = quality[scored.name]
         report["sets"][scored.name] = summary
         print(format_summary(scored.name, summary, threshold))
+        print(format_quality(scored.name, quality[scored.name]))
     if args.documents:
         report["documents"] = check_documents(verifier, args.documents)
         for row in report["documents"]:

@@ -41,12 +41,14 @@ class ImageOutcome:
 
     `face_offset` is how far the chosen face's centre lies from the image centre, as a share of
     the image's width and height (0 centred, 0.71 in a corner): on a set where the subject is
-    centred, as in LFW, a large offset means the wrong face was chosen."""
+    centred, as in LFW, a large offset means the wrong face was chosen. `measures` are the face's
+    quality measures (faceverify/quality.py), which report.py judges by the image's role in a pair."""
 
     task: ImageTask
     embedding: np.ndarray | None
     problem: str | None
     face_offset: float | None = None
+    measures: object | None = None
 
 
 _verifier = None
@@ -78,7 +80,7 @@ def _embed_one(task: ImageTask) -> ImageOutcome:
     height, width = found.image.pixels.shape[:2]
     x1, y1, x2, y2 = found.face.box
     offset = math.hypot((x1 + x2) / 2 / width - 0.5, (y1 + y2) / 2 / height - 0.5)
-    return ImageOutcome(task, _verifier.embed([found])[0], None, round(offset, 3))
+    return ImageOutcome(task, _verifier.embed([found])[0], None, round(offset, 3), found.quality.measures)
 
 
 def embed_images(tasks: list[ImageTask], pack_path: str | Path, workers: int | None = None,

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from faceverify.compare import cosine_similarity
+from faceverify.quality import QualityIssue, Role, assess
 from faceverify_tools.pairs import Pair
 
 from . import metrics
@@ -59,6 +60,28 @@ def score_pairs(name: str, pairs: list[Pair], first: dict, second: dict) -> Scor
     off_centre = {f"{o.task.kind}:{o.task.path.name}" for o in [*first.values(), *second.values()]
                   if o.task.kind == PHOTO and o.face_offset is not None and o.face_offset > OFF_CENTRE}
     return ScoredPairs(name, pairs, scores, genuine, failures, sorted(failed_images), sorted(off_centre))
+
+
+def quality_issue_rates(pairs: list[Pair], first: dict, second: dict) -> dict:
+    """How often each quality issue fires: on the distinct first images of the pairs under the
+    reference's rules, and on the distinct second images under the probe's, as shares of the images
+    with a face (faceverify/quality.py)."""
+    def rates(outcomes: list, role: Role) -> dict:
+        raised = [assess(o.measures, role).issues for o in outcomes if o.measures is not None]
+        shares = {issue.value: sum(issue in r for r in raised) / max(len(raised), 1) for issue in QualityIssue}
+        return {"images": len(raised), "any": sum(bool(r) for r in raised) / max(len(raised), 1), **shares}
+
+    return {"references": rates([first[key] for key in dict.fromkeys(p.first for p in pairs)], Role.REFERENCE),
+            "probes": rates([second[key] for key in dict.fromkeys(p.second for p in pairs)], Role.PROBE)}
+
+
+def format_quality(name: str, rates: dict) -> str:
+    """One set's quality issue rates as text."""
+    lines = [f"quality issues ({name}), share of the images with a face:"]
+    for side, row in rates.items():
+        issues = ", ".join(f"{issue.value} {100 * row[issue.value]:.2f}%" for issue in QualityIssue)
+        lines.append(f"  {side} ({row['images']}): any {100 * row['any']:.2f}%; {issues}")
+    return "\n".join(lines)
 
 
 def summarize(scored: ScoredPairs, default_threshold: float | None, folds: int = 10) -> dict:

@@ -8,7 +8,8 @@
 //   the committed OpenAPI schema) and fails closed on anything unexpected: `verified` is true only
 //   for a well-formed output with `match: true` and no `error_code`.
 // - Retries transient failures (HTTP 409 busy, 429, 5xx, network errors) a bounded number of times.
-// - Maps each `error_code` to a sentence the app can show.
+// - Maps each `error_code` to a sentence the app can show; with `requireSelfieQuality`, a selfie
+//   with a quality issue is refused (`image2_poor_quality`) with a sentence naming the issue.
 import { outputSchema, type Input, type Output } from "./generated/openapi.js";
 
 /** A model version, "owner/name:version". Pin the version: the output types belong to it. */
@@ -51,6 +52,9 @@ export interface VerifyFaceOptions {
   retryDelayMs?: number;
   /** See INLINE_LIMIT. */
   inlineLimit?: number;
+  /** Refuse a selfie with any quality issue (blurry, too dark, ...) as `image2_poor_quality`,
+   * with a message asking for a better one; left out, issues are only reported by the model. */
+  requireSelfieQuality?: boolean;
 }
 
 /** What each image problem tells the user, for the ID document (image1) and the selfie (image2). */
@@ -77,6 +81,43 @@ export const PROBLEM_MESSAGES: Record<string, [document: string, selfie: string]
     "Please retake the photo of your ID document so that its portrait is clear and upright.",
     "Please retake your selfie facing the camera.",
   ],
+  poor_quality: [
+    "Please retake the photo of your ID document so that its portrait is sharp and well lit.",
+    "Please retake your selfie: the photo is not clear enough.",
+  ],
+};
+
+/** What each quality issue (`image1_quality_issues`, `image2_quality_issues`) tells the user, for
+ * the ID document and the selfie (the repository README's "Quality issues" table). */
+export const QUALITY_MESSAGES: Record<string, [document: string, selfie: string]> = {
+  face_too_small: [
+    "Please take the photo of your ID document closer, so that its portrait fills more of the picture.",
+    "Please come closer to the camera: your face is too small.",
+  ],
+  face_cut_off: [
+    "Please retake the photo of your ID document with its whole portrait in the picture.",
+    "Please retake your selfie with your whole face in the picture.",
+  ],
+  head_turned: [
+    "Please retake the photo of your ID document straight on.",
+    "Please look straight at the camera and hold your head upright.",
+  ],
+  blurry: [
+    "Please retake the photo of your ID document: it is blurry. Hold the camera still.",
+    "Please retake your selfie: it is blurry. Hold the camera still.",
+  ],
+  too_dark: [
+    "Please retake the photo of your ID document in better light: it is too dark.",
+    "Please retake your selfie in better light: it is too dark.",
+  ],
+  overexposed: [
+    "Please retake the photo of your ID document without glare or direct light on the portrait.",
+    "Please retake your selfie out of direct light: your face is too bright.",
+  ],
+  multiple_faces: [
+    "Please retake the photo of your ID document so that only its portrait is visible.",
+    "Please retake your selfie with only you in the picture.",
+  ],
 };
 
 export const MESSAGES = {
@@ -85,10 +126,12 @@ export const MESSAGES = {
   unknown_problem: "We could not check your photos. Please retake them and try again.",
 } as const;
 
-/** The sentence to show for a model `error_code` such as "image2_no_face". */
-export function messageFor(errorCode: string): string {
+/** The sentence to show for a model `error_code` such as "image2_no_face"; for "image2_poor_quality",
+ * the sentence of the first of that image's quality `issues` that has one. */
+export function messageFor(errorCode: string, issues: readonly string[] = []): string {
   const match = /^image([12])_(.+)$/.exec(errorCode);
-  const messages = match ? PROBLEM_MESSAGES[match[2]] : undefined;
+  const known = match?.[2] === "poor_quality" ? issues.find((issue) => Object.hasOwn(QUALITY_MESSAGES, issue)) : undefined;
+  const messages = known ? QUALITY_MESSAGES[known] : match ? PROBLEM_MESSAGES[match[2]] : undefined;
   return messages && match ? messages[Number(match[1]) - 1] : MESSAGES.unknown_problem;
 }
 
@@ -175,7 +218,7 @@ function refused(reason: Reason, message: string, detail?: string): FaceVerifica
 /** Compare the ID document's photo (`idImage`) with the selfie (`selfieImage`), both base64 data
  * URIs. Never throws for a service or image problem: the answer is then `verified: false`. */
 export async function verifyFace(idImage: string, selfieImage: string, options: VerifyFaceOptions): Promise<FaceVerification> {
-  const { replicate, model, threshold, maxAttempts = 3, retryDelayMs = 500, inlineLimit = INLINE_LIMIT } = options;
+  const { replicate, model, threshold, maxAttempts = 3, retryDelayMs = 500, inlineLimit = INLINE_LIMIT, requireSelfieQuality } = options;
   const images: Record<"image1" | "image2", Transport | null> = {
     image1: chooseTransport(idImage, inlineLimit),
     image2: chooseTransport(selfieImage, inlineLimit),
@@ -187,6 +230,7 @@ export async function verifyFace(idImage: string, selfieImage: string, options: 
     image1: images.image1!.value,
     image2: images.image2!.value,
     ...(threshold === undefined ? {} : { threshold }),
+    ...(requireSelfieQuality ? { require_selfie_quality: true } : {}),
   };
 
   let output: unknown;
@@ -206,7 +250,10 @@ export async function verifyFace(idImage: string, selfieImage: string, options: 
   if (errors.length > 0) return refused("unexpected_output", MESSAGES.unavailable, errors.join("; "));
   const result = output as Output;
   const similarity = result.similarity ?? null;
-  if (result.error_code) return { verified: false, similarity, reason: result.error_code, message: messageFor(result.error_code) };
+  if (result.error_code) {
+    const issues = result.error_code.startsWith("image1_") ? result.image1_quality_issues : result.image2_quality_issues;
+    return { verified: false, similarity, reason: result.error_code, message: messageFor(result.error_code, issues) };
+  }
   if (result.match !== true || similarity === null) return { verified: false, similarity, reason: "no_match", message: MESSAGES.no_match };
   return { verified: true, similarity, reason: null, message: null };
 }

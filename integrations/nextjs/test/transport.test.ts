@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { outputSchema } from "../lib/generated/openapi.js";
-import { chooseTransport, INLINE_LIMIT, isOutput, isTransient, messageFor, schemaErrors } from "../lib/verify-face.js";
+import { chooseTransport, INLINE_LIMIT, isOutput, isTransient, messageFor, QUALITY_MESSAGES, schemaErrors } from "../lib/verify-face.js";
 
 const uri = (bytes: number, media = "image/jpeg") =>
   `data:${media};base64,${Buffer.alloc(bytes, 7).toString("base64")}`;
@@ -48,17 +48,33 @@ test("each error code gets a sentence for the right image", () => {
   assert.match(messageFor("something_new"), /could not check/);
 });
 
+test("a selfie refused for its quality gets the sentence of its first known issue", () => {
+  assert.equal(messageFor("image2_poor_quality", ["blurry", "too_dark"]), QUALITY_MESSAGES.blurry[1]);
+  assert.equal(messageFor("image2_poor_quality", ["something_new", "too_dark"]), QUALITY_MESSAGES.too_dark[1]);
+  assert.match(messageFor("image2_poor_quality", []), /selfie: the photo is not clear enough/);
+  assert.match(messageFor("image2_poor_quality", ["toString"]), /selfie: the photo is not clear enough/);
+  assert.equal(messageFor("image2_no_face", ["blurry"]), "Please retake your selfie: no face was found.");
+});
+
 test("the output check follows the generated schema", () => {
   const good = {
     match: true, similarity: 0.9, threshold: 0.38, false_match_rate: null, error_code: null, error: null,
     image1_face_count: 1, image1_face_box: [1, 2, 3, 4], image1_face_score: 0.9,
-    image2_face_count: 1, image2_face_box: [1, 2, 3, 4], image2_face_score: 0.8, model_pack: "p",
+    image2_face_count: 1, image2_face_box: [1, 2, 3, 4], image2_face_score: 0.8,
+    ...Object.fromEntries([1, 2].flatMap((n) => [
+      [`image${n}_quality_issues`, n === 2 ? ["blurry"] : []], [`image${n}_quality_score`, 42.5],
+      ...["eye_distance", "edge_margin", "yaw", "roll", "sharpness", "underexposure", "overexposure", "second_face"]
+        .map((name) => [`image${n}_${name}`, 0.5]),
+    ])),
+    model_pack: "p",
   };
   assert.deepEqual(Object.keys(good), Object.keys(outputSchema.properties), "every field of the schema");
   assert.ok(isOutput(good));
   assert.deepEqual(schemaErrors(outputSchema, { ...good, image1_face_box: [1, "2"] }), ["output.image1_face_box[1] is not a finite number"]);
   assert.deepEqual(schemaErrors(outputSchema, { ...good, image1_face_count: 1.5 }), ["output.image1_face_count is not an integer"]);
   assert.deepEqual(schemaErrors(outputSchema, { ...good, model_pack: null }), ["output.model_pack is null"]);
+  assert.deepEqual(schemaErrors(outputSchema, { ...good, image2_quality_issues: null }), ["output.image2_quality_issues is null"]);
+  assert.deepEqual(schemaErrors(outputSchema, { ...good, image2_quality_issues: [3] }), ["output.image2_quality_issues[0] is not a string"]);
   assert.deepEqual(schemaErrors(outputSchema, { ...good, extra: 1 }), ["output.extra is not in the schema"]);
   assert.ok(!isOutput([good]));
 });

@@ -55,6 +55,17 @@ test("an ID photo with no face: the message names the document", async () => {
   assert.match(result.message ?? "", /ID document/);
 });
 
+test("a selfie with a quality issue: reported only, or refused with requireSelfieQuality", async () => {
+  // The partial face is larger than INLINE_LIMIT; a local Cog server takes it inline.
+  const partial = dataUri("partial-face/obama_partial_face2.jpg");
+  const reported = await verifyFace(obama, partial, options(serverUrl(), { inlineLimit: 2_000_000 }));
+  assert.notEqual(reported.reason, "image2_poor_quality");
+  const refused = await verifyFace(obama, partial, options(serverUrl(), { inlineLimit: 2_000_000, requireSelfieQuality: true }));
+  assert.deepEqual(refused, {
+    verified: false, similarity: null, reason: "image2_poor_quality", message: "Please retake your selfie with your whole face in the picture.",
+  });
+});
+
 test("a threshold given is applied", async () => {
   assert.equal((await verifyFace(obama, obamaAgain, options(serverUrl(), { threshold: 0.99 }))).reason, "no_match");
   assert.equal((await verifyFace(obama, obamaAgain, options(serverUrl(), { threshold: 0.5 }))).verified, true);

@@ -9,6 +9,8 @@ export interface Input {
   image2: string;
   /** Match when similarity >= threshold, a number from 0 to 1. Leave it out for the model pack's calibrated default. */
   threshold?: number;
+  /** When true, a selfie with any quality issue (image2_quality_issues) is not compared: the answer is error_code image2_poor_quality and match false. Default false: issues are only reported. */
+  require_selfie_quality?: boolean;
 }
 
 /** The model's output (components.schemas.Output). */
@@ -25,6 +27,26 @@ export interface Output {
   image2_face_count: number;
   image2_face_box?: number[] | null;
   image2_face_score?: number | null;
+  image1_quality_issues: string[];
+  image1_quality_score?: number | null;
+  image1_eye_distance?: number | null;
+  image1_edge_margin?: number | null;
+  image1_yaw?: number | null;
+  image1_roll?: number | null;
+  image1_sharpness?: number | null;
+  image1_underexposure?: number | null;
+  image1_overexposure?: number | null;
+  image1_second_face?: number | null;
+  image2_quality_issues: string[];
+  image2_quality_score?: number | null;
+  image2_eye_distance?: number | null;
+  image2_edge_margin?: number | null;
+  image2_yaw?: number | null;
+  image2_roll?: number | null;
+  image2_sharpness?: number | null;
+  image2_underexposure?: number | null;
+  image2_overexposure?: number | null;
+  image2_second_face?: number | null;
   model_pack: string;
 }
 
@@ -54,6 +76,13 @@ export const inputSchema = {
       "title": "Threshold",
       "type": "number",
       "x-order": 2
+    },
+    "require_selfie_quality": {
+      "default": false,
+      "description": "When true, a selfie with any quality issue (image2_quality_issues) is not compared: the answer is error_code image2_poor_quality and match false. Default false: issues are only reported.",
+      "title": "Require Selfie Quality",
+      "type": "boolean",
+      "x-order": 3
     }
   },
   "required": [
@@ -129,6 +158,110 @@ export const outputSchema = {
       "title": "Image2 Face Score",
       "type": "number"
     },
+    "image1_quality_issues": {
+      "items": {
+        "type": "string"
+      },
+      "title": "Image1 Quality Issues",
+      "type": "array"
+    },
+    "image1_quality_score": {
+      "nullable": true,
+      "title": "Image1 Quality Score",
+      "type": "number"
+    },
+    "image1_eye_distance": {
+      "nullable": true,
+      "title": "Image1 Eye Distance",
+      "type": "number"
+    },
+    "image1_edge_margin": {
+      "nullable": true,
+      "title": "Image1 Edge Margin",
+      "type": "number"
+    },
+    "image1_yaw": {
+      "nullable": true,
+      "title": "Image1 Yaw",
+      "type": "number"
+    },
+    "image1_roll": {
+      "nullable": true,
+      "title": "Image1 Roll",
+      "type": "number"
+    },
+    "image1_sharpness": {
+      "nullable": true,
+      "title": "Image1 Sharpness",
+      "type": "number"
+    },
+    "image1_underexposure": {
+      "nullable": true,
+      "title": "Image1 Underexposure",
+      "type": "number"
+    },
+    "image1_overexposure": {
+      "nullable": true,
+      "title": "Image1 Overexposure",
+      "type": "number"
+    },
+    "image1_second_face": {
+      "nullable": true,
+      "title": "Image1 Second Face",
+      "type": "number"
+    },
+    "image2_quality_issues": {
+      "items": {
+        "type": "string"
+      },
+      "title": "Image2 Quality Issues",
+      "type": "array"
+    },
+    "image2_quality_score": {
+      "nullable": true,
+      "title": "Image2 Quality Score",
+      "type": "number"
+    },
+    "image2_eye_distance": {
+      "nullable": true,
+      "title": "Image2 Eye Distance",
+      "type": "number"
+    },
+    "image2_edge_margin": {
+      "nullable": true,
+      "title": "Image2 Edge Margin",
+      "type": "number"
+    },
+    "image2_yaw": {
+      "nullable": true,
+      "title": "Image2 Yaw",
+      "type": "number"
+    },
+    "image2_roll": {
+      "nullable": true,
+      "title": "Image2 Roll",
+      "type": "number"
+    },
+    "image2_sharpness": {
+      "nullable": true,
+      "title": "Image2 Sharpness",
+      "type": "number"
+    },
+    "image2_underexposure": {
+      "nullable": true,
+      "title": "Image2 Underexposure",
+      "type": "number"
+    },
+    "image2_overexposure": {
+      "nullable": true,
+      "title": "Image2 Overexposure",
+      "type": "number"
+    },
+    "image2_second_face": {
+      "nullable": true,
+      "title": "Image2 Second Face",
+      "type": "number"
+    },
     "model_pack": {
       "title": "Model Pack",
       "type": "string"
@@ -139,6 +272,8 @@ export const outputSchema = {
     "threshold",
     "image1_face_count",
     "image2_face_count",
+    "image1_quality_issues",
+    "image2_quality_issues",
     "model_pack"
   ],
   "title": "Output",
