@@ -11,6 +11,9 @@ pipeline never imports it. Each command has a thin entry point in `script/`:
     measure_decode_sizes     script/measure-decode-sizes: reduced JPEG decoding
     measure_quality          script/measure-quality: quality issues' false alarms, detection and EDC
     degrade                  degraded copies of real photos (blur, light, size, tilt, cut, a second face)
+    standin                  script/build-standin-packs: buffalo_l's architectures with random weights (needs torch)
+    standin_networks         IResNet-50 and SCRFD in PyTorch, for standin
+    measure_networks         script/measure-networks: recognizer batching and threads, detector costs
     cogserver                the real Cog HTTP server as a subprocess (tests, soak, benchmark)
     schema                   script/generate-schema: .cog/openapi_schema.json, as cog build makes it
     pairs                    LFW-style pairs files

@@ -141,6 +141,16 @@ def test_the_manifest_must_state_the_512_d_size(pack_512, tmp_path):
         FaceVerifier.load(copy)
 
 
+def test_benchmark_asks_for_a_threshold_for_a_pack_without_calibration(pack_512, tmp_path):
+    completed = subprocess.run(
+        [str(REPO / "script" / "benchmark"), "--weights", str(pack_512), "--runs", "1", "--json", str(tmp_path / "b.json")],
+        check=False, capture_output=True, text=True, timeout=120,
+        env=dict(os.environ, FACEVERIFY_PYTHON=sys.executable, FACEVERIFY_SHARED=str(SHARED)),
+    )
+    assert completed.returncode == 2 and "pass --threshold" in completed.stderr, completed.stderr
+    assert not (tmp_path / "b.json").exists()
+
+
 def test_measure_networks_compares_every_way_to_embed_two_faces(pack_512, tmp_path):
     report_path = tmp_path / "networks.json"
     completed = subprocess.run(
