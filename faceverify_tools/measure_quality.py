@@ -3,6 +3,7 @@
     script/measure-quality [--pairs PAIRS.txt ...] [--images ROOT] [--weights PACK] [--out DIR]
                            [--norm-threshold N] [--workers N]
     script/measure-quality --cases       the issues on every photo of the cases folder, and nothing else
+    script/measure-quality --cost        the quality stage's time per image, and nothing else
 
 On the pairs files (default: LFW View 1, pairsDevTrain + pairsDevTest, where the thresholds are
 chosen; run it on View 2, pairs.txt, to report), through the pipeline as shipped:
@@ -50,7 +51,7 @@ from faceverify.quality import (
 )
 from faceverify_tools.degrade import BY_NAME, DEGRADATIONS, Face, encode_jpeg, seed_for
 from faceverify_tools.pairs import Pair, image_path, read_pairs
-from faceverify_tools.shared import LFW, TEST_PACK
+from faceverify_tools.shared import LFW, REPO, TEST_PACK
 
 PHOTO, CARD, DEGRADED = "photo", "card", "degraded"
 PROBE_FALSE_ALARMS, REFERENCE_FALSE_ALARMS = 0.01, 0.02
@@ -250,12 +251,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save-measures", type=Path, metavar="FILE",
                         help="also write every image's measures, norm and similarity (no embeddings) as JSON lines, for analysis")
     parser.add_argument("--cases", action="store_true", help="only list the issues on the cases folder's photos")
+    parser.add_argument("--cost", action="store_true", help="only time the quality stage (per face, and in the benchmark's stage split)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: one per core)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     started = time.monotonic()
     if args.cases:
         print(format_cases(check_cases(args.weights)))
+        return 0
+    if args.cost:
+        print(measure_cost(args.weights))
         return 0
 
     from faceverify.calibration import find_calibration
@@ -342,8 +347,48 @@ def check_cases(pack_path: Path) -> list[dict]:
 def format_cases(rows: list[dict]) -> str:
     lines = []
     for row in rows:
-        outcome = row.get("problem") or (", ".join(row["issues"]) or "no issue") + f" (score {row['score']})"
+        if "problem" in row:
+            outcome = row["problem"]
+        else:
+            names = [MEASURE_FOR[QualityIssue(issue)][0] if QualityIssue(issue) in MEASURE_FOR else "yaw, roll" for issue in row["issues"]]
+            shown = "; ".join(f"{name} {', '.join(str(row['measures'][n]) for n in name.split(', '))}" for name in names)
+            outcome = (", ".join(row["issues"]) or "no issue") + f" (score {row['score']}{'; ' + shown if shown else ''})"
         lines.append(f"{row['file']:48s} {row['role']:9s} {outcome}")
+    return "\n".join(lines)
+
+
+def measure_cost(pack_path: Path, calls: int = 1000) -> str:
+    """The quality stage's time: `FaceVerifier.assess` on an aligned face, `calls` times after a warm-up,
+    for photos with one face and with 24; then the benchmark's stage split (faceverify_tools.benchmark,
+    both images of each of its pairs one after the other, 20 runs), whose `quality` entry is this stage."""
+    import statistics
+    from contextlib import ExitStack
+
+    sys.path.insert(0, str(REPO))
+    import predict
+
+    from faceverify_tools.benchmark import cog_inputs, scenarios, stage_split
+    from faceverify_tools.shared import CASES
+
+    predictor = predict.Predictor()
+    predictor.setup(weights=str(pack_path))
+    verifier = predictor.verifier
+    lines = []
+    for relative in ("single-face/obama.jpg", "single-face/obama3.jpg", "multi-face/bald_guys.jpg", "id-documents/100_pass-cze.jpg"):
+        found = verifier.align(verifier.find_face(CASES / relative))
+        for _ in range(50):
+            verifier.assess(found, Role.PROBE)
+        times = []
+        for _ in range(calls):
+            clock = time.perf_counter()
+            verifier.assess(found, Role.PROBE)
+            times.append((time.perf_counter() - clock) * 1000)
+        lines.append(f"{relative:34s} {len(found.faces):2d} faces: quality {statistics.median(times):.3f} ms median, "
+                     f"{np.percentile(times, 95):.3f} ms p95 per face ({calls} calls)")
+    with ExitStack() as cleanup:
+        for scenario in scenarios():
+            split = stage_split(predictor, cog_inputs(scenario, cleanup), 20)
+            lines.append(f"{scenario.name:44s} stage split, both images (ms): " + ", ".join(f"{k} {v}" for k, v in split.items()))
     return "\n".join(lines)
 
 
