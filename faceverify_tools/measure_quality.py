@@ -131,9 +131,9 @@ def _run(task: Task) -> tuple[Task, list[Outcome]]:
     import cv2
     from PIL import Image
 
-    from faceverify_tools.evaluation.idcards import make_id_card
     from faceverify_tools.evaluation.embedding_run import CARD as EVALUATION_CARD
     from faceverify_tools.evaluation.embedding_run import ImageTask
+    from faceverify_tools.evaluation.idcards import make_id_card
 
     if task.kind == PHOTO:
         return task, [run_image(task.path)]
@@ -366,7 +366,6 @@ def measure_cost(pack_path: Path, calls: int = 1000) -> str:
 
     sys.path.insert(0, str(REPO))
     import predict
-
     from faceverify_tools.benchmark import cog_inputs, scenarios, stage_split
     from faceverify_tools.shared import CASES
 
