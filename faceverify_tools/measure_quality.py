@@ -50,6 +50,7 @@ from faceverify.quality import (
     assess,
 )
 from faceverify_tools.degrade import BY_NAME, DEGRADATIONS, Face, encode_jpeg, seed_for
+from faceverify_tools.evaluation.calibrate import fmr_upper_bound as upper_bound
 from faceverify_tools.pairs import Pair, image_path, read_pairs
 from faceverify_tools.shared import LFW, REPO, TEST_PACK
 
@@ -175,11 +176,14 @@ def score_of(measures: QualityMeasures | None, role: Role) -> float:
 
 
 def false_alarms(outcomes: list[Outcome], role: Role) -> dict:
-    """The share of images with a face that raise each issue, and any issue, under `role`'s rules."""
+    """The share of images with a face that raise each issue, and any issue, under `role`'s rules,
+    with the counts and each share's one-sided 95% upper bound (a rate from a sample is never 0)."""
     measured = [o.measures for o in outcomes if o.measures is not None]
     raised = [issues_of(m, role) for m in measured]
-    rates = {issue.value: sum(issue in r for r in raised) / len(raised) for issue in QualityIssue}
-    return {"images": len(outcomes), "with_a_face": len(measured), "rates": rates,
+    counts = {issue.value: sum(issue in r for r in raised) for issue in QualityIssue}
+    return {"images": len(outcomes), "with_a_face": len(measured),
+            "rates": {issue: count / len(raised) for issue, count in counts.items()}, "counts": counts,
+            "upper_bounds": {issue: upper_bound(count, len(raised)) for issue, count in counts.items()},
             "any": sum(bool(r) for r in raised) / len(raised)}
 
 
@@ -652,6 +656,7 @@ def format_report(report: dict) -> str:
     lines.append(header)
     for name, row in report["false_alarms"].items():
         lines.append(f"  {name:22s}" + "".join(f"{percent(row['rates'][i.value]):>16s}" for i in QualityIssue) + f"{percent(row['any']):>8s}")
+        lines.append(f"  {'  95% upper bound':22s}" + "".join(f"{'<= ' + percent(row['upper_bounds'][i.value]):>16s}" for i in QualityIssue))
     lines.append("detection (FNMR at the default threshold; refused: error code; issue: share of the compared probes raising it):")
     for name, entry in report["detection"].items():
         lines.append(f"  {name} -> {entry['issue']} ({entry['unit']}); FNMR doubles at {entry['doubling_severity']}")

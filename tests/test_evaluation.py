@@ -294,7 +294,9 @@ def test_command_reports_every_figure(small_run):
     quality = photo["quality_issues"]
     assert set(quality) == {"references", "probes"} and quality["probes"]["images"] >= 10
     assert set(quality["probes"]) == {"images", "any", "face_too_small", "face_cut_off", "head_turned", "blurry",
-                                      "too_dark", "overexposed", "multiple_faces"}
+                                      "too_dark", "overexposed", "multiple_faces", "upper_bounds"}
+    # A share from a sample comes with its bound, which is never 0.
+    assert all(0 < bound <= 1 and bound > quality["probes"][issue] for issue, bound in quality["probes"]["upper_bounds"].items())
     assert report["sets"]["ID card vs photo"]["quality_issues"]["references"]["multiple_faces"] == 0.0
     assert "quality issues (photo vs photo)" in stdout
 

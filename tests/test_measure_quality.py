@@ -41,6 +41,8 @@ def test_reports_false_alarms_for_every_issue_and_role(small_run):
         row = report["false_alarms"][name]
         assert set(row["rates"]) == {issue.value for issue in QualityIssue}
         assert row["with_a_face"] >= PAIRS and all(0 <= rate <= 1 for rate in row["rates"].values())
+        assert row["counts"] == {issue: round(rate * row["with_a_face"]) for issue, rate in row["rates"].items()}
+        assert all(row["rates"][issue] < bound <= 1 for issue, bound in row["upper_bounds"].items())
     assert "false alarms" in stdout and "FNMR doubles at" in stdout
 
 

@@ -13,7 +13,7 @@ from faceverify.compare import cosine_similarity
 from faceverify.quality import QualityIssue, Role, assess
 from faceverify_tools.pairs import Pair
 
-from . import metrics
+from . import calibrate, metrics
 from .calibrate import fmr_upper_bound
 from .embedding_run import PHOTO
 
@@ -65,11 +65,14 @@ def score_pairs(name: str, pairs: list[Pair], first: dict, second: dict) -> Scor
 def quality_issue_rates(pairs: list[Pair], first: dict, second: dict) -> dict:
     """How often each quality issue fires: on the distinct first images of the pairs under the
     reference's rules, and on the distinct second images under the probe's, as shares of the images
-    with a face (faceverify/quality.py)."""
+    with a face (faceverify/quality.py), and each share's one-sided 95% upper bound."""
     def rates(outcomes: list, role: Role) -> dict:
         raised = [assess(o.measures, role).issues for o in outcomes if o.measures is not None]
-        shares = {issue.value: sum(issue in r for r in raised) / max(len(raised), 1) for issue in QualityIssue}
-        return {"images": len(raised), "any": sum(bool(r) for r in raised) / max(len(raised), 1), **shares}
+        counts = {issue.value: sum(issue in r for r in raised) for issue in QualityIssue}
+        shares = {issue: count / max(len(raised), 1) for issue, count in counts.items()}
+        bounds = {issue: calibrate.fmr_upper_bound(count, len(raised)) if raised else 1.0 for issue, count in counts.items()}
+        return {"images": len(raised), "any": sum(bool(r) for r in raised) / max(len(raised), 1), **shares,
+                "upper_bounds": bounds}
 
     return {"references": rates([first[key] for key in dict.fromkeys(p.first for p in pairs)], Role.REFERENCE),
             "probes": rates([second[key] for key in dict.fromkeys(p.second for p in pairs)], Role.PROBE)}
@@ -79,7 +82,8 @@ def format_quality(name: str, rates: dict) -> str:
     """One set's quality issue rates as text."""
     lines = [f"quality issues ({name}), share of the images with a face:"]
     for side, row in rates.items():
-        issues = ", ".join(f"{issue.value} {100 * row[issue.value]:.2f}%" for issue in QualityIssue)
+        issues = ", ".join(f"{issue.value} {100 * row[issue.value]:.2f}% (<= {100 * row['upper_bounds'][issue.value]:.2f}%)"
+                           for issue in QualityIssue)
         lines.append(f"  {side} ({row['images']}): any {100 * row['any']:.2f}%; {issues}")
     return "\n".join(lines)
 
