@@ -4,6 +4,7 @@
                            [--norm-threshold N] [--workers N]
     script/measure-quality --cases       the issues on every photo of the cases folder, and nothing else
     script/measure-quality --cost        the quality stage's time per image, and nothing else
+    script/measure-quality --second-face-control   whether the second face or the wider picture costs
 
 On the pairs files (default: LFW View 1, pairsDevTrain + pairsDevTest, where the thresholds are
 chosen; run it on View 2, pairs.txt, to report), through the pipeline as shipped:
@@ -255,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save-measures", type=Path, metavar="FILE",
                         help="also write every image's measures, norm and similarity (no embeddings) as JSON lines, for analysis")
     parser.add_argument("--cases", action="store_true", help="only list the issues on the cases folder's photos")
+    parser.add_argument("--second-face-control", action="store_true",
+                        help="only compare the second-face degradation with the same picture left grey beside the probe")
     parser.add_argument("--cost", action="store_true", help="only time the quality stage (per face, and in the benchmark's stage split)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: one per core)")
     parser.add_argument("--no-progress", action="store_true")
@@ -266,13 +269,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.cost:
         print(measure_cost(args.weights))
         return 0
-
-    from faceverify.calibration import find_calibration
-
     pairs_files = args.pairs or [LFW / "pairsDevTrain.txt", LFW / "pairsDevTest.txt"]
     pairs = [pair for path in pairs_files for pair in read_pairs(path)]
     if args.limit_pairs:
         pairs = [p for p in pairs if p.genuine][:args.limit_pairs] + [p for p in pairs if not p.genuine][:args.limit_pairs]
+    if args.second_face_control:
+        print(second_face_control(args.weights, pairs, args.images))
+        return 0
+
+    from faceverify.calibration import find_calibration
+
     manifest = json.loads((args.weights / "manifest.json").read_text())["tasks"]
     calibration = find_calibration(args.weights, {task: manifest[task]["sha256"] for task in ("detection", "recognition")})
     if calibration is None:
@@ -291,20 +297,14 @@ def main(argv: list[str] | None = None) -> int:
     cards = {key: clean[task][0] for key, task in card_tasks.items()}
 
     genuine = [pair for pair in pairs if pair.genuine and photos[pair.first].measures and photos[pair.second].measures]
-    people = sorted({name for name, _ in keys if photos[(name, _)].face is not None})
-    first_image = {}
-    for key in keys:
-        if photos[key].face is not None:
-            first_image.setdefault(key[0], key)
+    pick_other = other_person({key: outcome.face for key, outcome in photos.items()})
     degraded_tasks = []
     for index, pair in enumerate(genuine):
         reference = photos[pair.first].embedding
         for degradation in DEGRADATIONS:
             other = other_key = None
             if degradation.name == "second face":
-                names = [name for name in people if name != pair.second[0]]
-                other_name = names[seed_for(photo_tasks[pair.second].path.name) % len(names)]
-                other_key = first_image[other_name]
+                other_key = pick_other(pair.second)
                 other = photo_tasks[other_key].path
             degraded_tasks.append(Task(DEGRADED, photo_tasks[pair.second].path, degradation.name, photos[pair.second].face,
                                        other, photos[other_key].face if other_key else None, reference, index))
@@ -320,6 +320,74 @@ def main(argv: list[str] | None = None) -> int:
     print(format_report(report))
     print(f"wrote {args.out / 'report.json'}, {', '.join(str(p) for p in written)} in {report['seconds']} s")
     return 0
+
+
+def other_person(faces: dict[tuple[str, int], Face | None]):
+    """A function giving, for a photo's key, the photo whose face is pasted beside it as its second
+    face: the first photo with a face of another person among `faces`, drawn by the file name, so
+    that reruns draw the same."""
+    people = sorted({name for (name, _), face in faces.items() if face is not None})
+    first_image: dict[str, tuple[str, int]] = {}
+    for key in sorted(faces):
+        if faces[key] is not None:
+            first_image.setdefault(key[0], key)
+
+    def pick(key: tuple[str, int]) -> tuple[str, int]:
+        names = [name for name in people if name != key[0]]
+        return first_image[names[seed_for(image_path(Path(), key).name) % len(names)]]
+    return pick
+
+
+def second_face_control(pack_path: Path, pairs: list[Pair], images: Path, sizes=(0.7, 0.8)) -> str:
+    """What costs the comparisons in the second-face degradation: the other person's face, or the
+    wider picture it makes. For each same-person pair of `pairs`, the probe degraded as
+    `script/measure-quality` degrades it, and the same picture with the other photo's part left
+    grey: the FNMR of each, how often the chosen face is not the probe's own, and of the pairs that
+    the second face turns into false non-matches (the clean pair matched), how many raise
+    multiple_faces."""
+    import cv2
+
+    from faceverify.verifier import FaceVerifier
+
+    verifier = FaceVerifier.load(pack_path)
+    threshold = verifier.default_threshold
+    keys = sorted({key for pair in pairs for key in (pair.first, pair.second)})
+    found = {key: verifier.examine(image_path(images, key), Role.PROBE) for key in keys}
+    faces = {key: Face(box=tuple(v / f.image.scale for v in f.face.box), eye_distance=f.quality.measures.eye_distance)
+             if problem is None else None for key, (f, problem) in found.items()}
+    embeddings = {key: verifier.embed([f])[0] for key, (f, problem) in found.items() if problem is None}
+    pick_other = other_person(faces)
+    genuine = [pair for pair in pairs if pair.genuine and faces[pair.first] and faces[pair.second]]
+    clean = np.array([float(embeddings[p.first] @ embeddings[p.second]) for p in genuine])
+    lines = [f"{len(genuine)} same-person pairs, threshold {threshold}: clean FNMR {percent(fnmr(clean, threshold))}"]
+    for size in sizes:
+        results = {"second face": [], "grey instead": []}
+        for pair in genuine:
+            photo = cv2.imread(str(image_path(images, pair.second)), cv2.IMREAD_COLOR)
+            other_key = pick_other(pair.second)
+            other = cv2.imread(str(image_path(images, other_key)), cv2.IMREAD_COLOR)
+            seed = seed_for(image_path(images, pair.second).name)
+            degraded = BY_NAME["second face"].apply(photo, faces[pair.second], size, seed, other=other, other_face=faces[other_key])
+            own = slice(0, photo.shape[1]) if seed % 2 else slice(degraded.shape[1] - photo.shape[1], degraded.shape[1])
+            grey = np.full_like(degraded, 128)
+            grey[:, own] = degraded[:, own]
+            for name, picture in (("second face", degraded), ("grey instead", grey)):
+                outcome, problem = verifier.examine(encode_jpeg(picture), Role.PROBE)
+                if problem is not None:
+                    results[name].append((float("nan"), False, False))
+                    continue
+                centre = (outcome.face.box[0] + outcome.face.box[2]) / 2 / outcome.image.scale
+                results[name].append((float(embeddings[pair.first] @ verifier.embed([outcome])[0]),
+                                      not own.start <= centre < own.stop,
+                                      QualityIssue.MULTIPLE_FACES in outcome.quality.issues))
+        for name, rows in results.items():
+            similarities = np.array([row[0] for row in rows])
+            lines.append(f"  {size} {name:13s} FNMR {percent(fnmr(similarities, threshold)):>6s}, "
+                         f"another face chosen {sum(row[1] for row in rows)}")
+        turned = [row for row, before in zip(results["second face"], clean) if before >= threshold and not row[0] >= threshold]
+        lines.append(f"  {size} pairs the second face turns into false non-matches: {len(turned)}, another face chosen in "
+                     f"{sum(row[1] for row in turned)}, multiple_faces raised on {sum(row[2] for row in turned)}")
+    return "\n".join(lines)
 
 
 CASE_FOLDERS = {"single-face": Role.PROBE, "multi-face": Role.PROBE, "partial-face": Role.PROBE, "exif": Role.PROBE,

@@ -86,3 +86,14 @@ def test_lists_the_issues_on_the_cases_folder():
     assert "face_cut_off" in rows["partial-face/obama_partial_face.jpg"]
     assert "no issue" in rows["single-face/obama.jpg"]
     assert rows["id-documents/100_pass-cze.jpg"].split()[1] == "reference"
+
+
+def test_second_face_control_compares_the_face_with_a_grey_picture():
+    completed = run("--second-face-control", "--limit-pairs", "3")
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    assert lines[0].startswith("3 same-person pairs, threshold 0.425: clean FNMR")
+    for size in ("0.7", "0.8"):
+        assert any(line.strip().startswith(f"{size} second face   FNMR") for line in lines)
+        assert any(line.strip().startswith(f"{size} grey instead  FNMR") for line in lines)
+        assert any(line.strip().startswith(f"{size} pairs the second face turns into false non-matches:") for line in lines)
