@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -219,8 +219,7 @@ class FaceVerifier:
         if found.crop is None:
             raise ValueError("assess() needs an aligned face: call align() first")
         measures = measure_quality(found.image.pixels, found.image.scale, found.faces, found.face, found.crop)
-        return FoundFace(image=found.image, faces=found.faces, face=found.face, crop=found.crop,
-                         quality=assess(measures, role))
+        return replace(found, quality=assess(measures, role))
 
     def embed(self, found: list[FoundFace]) -> np.ndarray:
         """Unit embeddings of aligned faces (see `align`), one row each.

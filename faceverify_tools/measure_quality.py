@@ -53,7 +53,7 @@ from faceverify.quality import (
 from faceverify_tools.degrade import BY_NAME, DEGRADATIONS, Face, encode_jpeg, seed_for
 from faceverify_tools.evaluation.calibrate import fmr_upper_bound as upper_bound
 from faceverify_tools.pairs import Pair, image_path, read_pairs
-from faceverify_tools.shared import LFW, REPO, TEST_PACK
+from faceverify_tools.shared import LFW, REPO, TEST_PACK, shown
 
 PHOTO, CARD, DEGRADED = "photo", "card", "degraded"
 PROBE_FALSE_ALARMS, REFERENCE_FALSE_ALARMS = 0.01, 0.02
@@ -632,8 +632,8 @@ def figures(args, pairs: list[Pair], genuine: list[Pair], photos: dict, cards: d
     return {
         "date": time.strftime("%Y-%m-%d"),
         "command": " ".join(["script/measure-quality", *(sys.argv[1:] if args is not None else [])]),
-        "pairs_files": [str(p) for p in (args.pairs or [LFW / "pairsDevTrain.txt", LFW / "pairsDevTest.txt"])],
-        "model_pack": str(args.weights), "default_threshold": threshold,
+        "pairs_files": [shown(p) for p in (args.pairs or [LFW / "pairsDevTrain.txt", LFW / "pairsDevTest.txt"])],
+        "model_pack": shown(args.weights), "default_threshold": threshold,
         "rules": {"probe": asdict(PROBE_RULES), "reference": asdict(REFERENCE_RULES)},
         "false_alarms": {
             "photos as probes": false_alarms(clean_photos, Role.PROBE),

@@ -17,6 +17,12 @@ CASES = DATA / "cases"
 LFW = DATA / "lfw"
 
 
+def shown(path: Path) -> str:
+    """A path as a report records it: relative to the repository (`../shared/...`), so that no
+    machine's absolute path is committed with the figures."""
+    return os.path.relpath(Path(path).resolve(), REPO)
+
+
 def case(relative: str) -> Path:
     """A file from the shared cases folder (`cases/<relative>`); raises FileNotFoundError naming it."""
     path = CASES / relative

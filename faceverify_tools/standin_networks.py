@@ -245,16 +245,21 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     return model
 
 
-def convolutions_in_order(model: nn.Module, example: torch.Tensor) -> list[nn.Conv2d]:
-    """The model's convolutions in the order one forward pass runs them."""
-    order: list[nn.Conv2d] = []
-    hooks = [m.register_forward_hook(lambda module, *_: order.append(module)) for m in model.modules() if isinstance(m, nn.Conv2d)]
+def forward_with_hook(model: nn.Module, example: torch.Tensor, kinds: tuple[type, ...], hook) -> None:
+    """One forward pass of `example` with `hook(module, inputs, output)` on every module of `kinds`."""
+    hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, kinds)]
     try:
         with torch.no_grad():
             model(example)
     finally:
-        for hook in hooks:
-            hook.remove()
+        for handle in hooks:
+            handle.remove()
+
+
+def convolutions_in_order(model: nn.Module, example: torch.Tensor) -> list[nn.Conv2d]:
+    """The model's convolutions in the order one forward pass runs them."""
+    order: list[nn.Conv2d] = []
+    forward_with_hook(model, example, (nn.Conv2d,), lambda module, *_: order.append(module))
     return order
 
 
@@ -270,11 +275,5 @@ def multiply_accumulates(model: nn.Module, example: torch.Tensor) -> int:
         elif isinstance(module, nn.Linear):
             total += output.numel() * module.in_features
 
-    hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    try:
-        with torch.no_grad():
-            model(example)
-    finally:
-        for hook in hooks:
-            hook.remove()
+    forward_with_hook(model, example, (nn.Conv2d, nn.Linear), count)
     return total

@@ -37,6 +37,7 @@ def test_reports_false_alarms_for_every_issue_and_role(small_run):
     report, _, stdout = small_run
     assert report["same_person_pairs"] == PAIRS and report["default_threshold"] == 0.425
     assert report["rules"]["reference"]["max_second_face"] is None
+    assert not os.path.isabs(report["model_pack"]) and not any(os.path.isabs(path) for path in report["pairs_files"])
     for name in ("photos as probes", "photos as references", "cards as references"):
         row = report["false_alarms"][name]
         assert set(row["rates"]) == {issue.value for issue in QualityIssue}

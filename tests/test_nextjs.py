@@ -71,13 +71,18 @@ def test_node_tests_pass_against_the_local_cog_server(npm_test):
         assert re.search(rf"^ok \d+ - {re.escape(name)}$", output, re.MULTILINE), name
 
 
-def test_every_image_problem_has_a_message(npm_test):
-    """Each ImageProblem of the model has a sentence for both images in verifyFace()."""
+def exported_messages(name: str) -> dict:
+    """A message table that build/lib/verify-face.js exports, read by Node."""
     script = ("import('./build/lib/verify-face.js').then((m) => console.log(JSON.stringify("
-              "Object.fromEntries(Object.entries(m.PROBLEM_MESSAGES)))))")
+              f"Object.fromEntries(Object.entries(m.{name})))))")
     completed = run(["node", "-e", script])
     assert completed.returncode == 0, completed.stderr
-    messages = json.loads(completed.stdout)
+    return json.loads(completed.stdout)
+
+
+def test_every_image_problem_has_a_message(npm_test):
+    """Each ImageProblem of the model has a sentence for both images in verifyFace()."""
+    messages = exported_messages("PROBLEM_MESSAGES")
     assert set(messages) == {problem.value for problem in ImageProblem}
     assert all(len(pair) == 2 and all(pair) for pair in messages.values())
 
@@ -86,10 +91,6 @@ def test_every_quality_issue_has_a_message(npm_test):
     """Each QualityIssue of the model has a sentence for both images in verifyFace()."""
     from faceverify.quality import QualityIssue
 
-    script = ("import('./build/lib/verify-face.js').then((m) => console.log(JSON.stringify("
-              "Object.fromEntries(Object.entries(m.QUALITY_MESSAGES)))))")
-    completed = run(["node", "-e", script])
-    assert completed.returncode == 0, completed.stderr
-    messages = json.loads(completed.stdout)
+    messages = exported_messages("QUALITY_MESSAGES")
     assert set(messages) == {issue.value for issue in QualityIssue}
     assert all(len(pair) == 2 and all(pair) for pair in messages.values())
