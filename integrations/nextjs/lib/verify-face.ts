@@ -85,6 +85,15 @@ export const PROBLEM_MESSAGES: Record<string, [document: string, selfie: string]
     "Please retake the photo of your ID document so that its portrait is sharp and well lit.",
     "Please retake your selfie: the photo is not clear enough.",
   ],
+  // The two KYC checks concern the selfie only (image2_same_photo, image2_multiple_faces).
+  same_photo: [
+    "Please upload a photo of your ID document.",
+    "Take a new selfie with the camera: a copy of the document's photo cannot be used.",
+  ],
+  multiple_faces: [
+    "Please retake the photo of your ID document so that only its portrait is visible.",
+    "Only you should be in the selfie. Please retake it alone.",
+  ],
 };
 
 /** What each quality issue (`image1_quality_issues`, `image2_quality_issues`) tells the user, for

@@ -21,7 +21,7 @@ const options = (baseUrl = serverUrl(), extra: Partial<VerifyFaceOptions> = {}):
 });
 
 const obama = dataUri("single-face/obama-240p.jpg");
-const obamaAgain = dataUri("single-face/obama_small.jpg");
+const obamaAgain = dataUri("single-face/obama2.jpg");
 const alex = dataUri("single-face/alex-lacamoire.png");
 const dogs = dataUri("no-face/dogs.jpg");
 
