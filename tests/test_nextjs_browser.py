@@ -145,6 +145,7 @@ def browser_run(server, tmp_path_factory):
         up.stop()
         down.stop()
     assert ran.returncode == 0, ran.stdout + ran.stderr
+    shutil.copy(work / "results.json", RESULTS / "results.json")
     results = {item["name"]: item for item in json.loads((work / "results.json").read_text())}
     print(f"browser test: build {build_seconds:.0f} s, all {time.perf_counter() - started:.0f} s\n{ran.stderr}")
     return results

@@ -34,6 +34,8 @@ export interface BrowserResult {
   /** Bytes of each data URI the page sent, and the size of each image in it. */
   sent: { idImage: number; selfieImage: number; idSize: [number, number]; selfieSize: [number, number] } | null;
   status: number | null;
+  /** Where the two photos are shown on the screenshot, [x, y, width, height] (to blur them). */
+  photoBoxes: [number, number, number, number][];
   error?: string;
 }
 
@@ -45,7 +47,7 @@ async function runCase(item: BrowserCase): Promise<BrowserResult> {
   const browser = await chromium.launch({ executablePath, headless: true, args });
   const result: BrowserResult = {
     name: item.name, selfieFrom: item.camera ? "camera" : "file", cameraSize: null, cameraUnavailableShown: false,
-    verified: null, reason: null, message: null, heading: null, sent: null, status: null,
+    verified: null, reason: null, message: null, heading: null, sent: null, status: null, photoBoxes: [],
   };
   try {
     const page = await browser.newPage({ viewport: { width: 640, height: 1000 } });
@@ -99,6 +101,12 @@ async function runCase(item: BrowserCase): Promise<BrowserResult> {
     }
     await answer.scrollIntoViewIfNeeded();
     await page.screenshot({ path: item.screenshot, fullPage: true });
+    result.photoBoxes = await page.evaluate(() =>
+      ["document-preview", "selfie-preview"].flatMap((id) => {
+        const box = document.querySelector(`[data-testid="${id}"]`)?.getBoundingClientRect();
+        return box ? [[box.x + window.scrollX, box.y + window.scrollY, box.width, box.height] as [number, number, number, number]] : [];
+      }),
+    );
   } catch (error) {
     result.error = error instanceof Error ? error.stack ?? error.message : String(error);
   } finally {
@@ -114,7 +122,8 @@ async function main(): Promise<void> {
   for (const item of cases) {
     const started = Date.now();
     results.push(await runCase(item));
-    console.error(`browser: ${item.name}: ${results.at(-1)!.reason || "verified"} in ${Date.now() - started} ms`);
+    const last = results.at(-1)!;
+    console.error(`browser: ${item.name}: ${last.error ? "error" : last.reason || "verified"} in ${Date.now() - started} ms`);
   }
   writeFileSync(resultsPath, JSON.stringify(results, null, 2));
 }
