@@ -100,7 +100,7 @@ export function VerifyPage() {
   return (
     <main style={{ maxWidth: 560, margin: "0 auto", padding: "24px 16px" }}>
       <h1 style={{ fontSize: 26 }}>Verify your identity</h1>
-      <p>We compare the photo on your ID document with a selfie. Nothing is kept once the check is done.</p>
+      <p>We compare the photo on your ID document with a selfie. This app stores neither photo; the checking service deletes them within an hour.</p>
 
       <section style={card}>
         <h2 style={{ fontSize: 18, marginTop: 0 }}>1. Your ID document</h2>
