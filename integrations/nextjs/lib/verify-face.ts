@@ -418,7 +418,8 @@ async function cleanUp(replicate: ReplicateClient, running: string | null, uploa
 export const MAX_BODY_BYTES = 2_000_000;
 
 /** The app's own gate, run before anything else: answer a Response (401, 403, 429, ...) to stop
- * the request there, or nothing to let it through. Put authentication and rate limiting here. */
+ * the request there, or nothing to let it through. Put authentication and rate limiting here; read
+ * headers and cookies only (the body is read once, afterwards, under the size cap). */
 export type Authorize = (request: Request) => Response | null | undefined | Promise<Response | null | undefined>;
 
 export interface HandleOptions extends Omit<VerifyFaceOptions, "model" | "deployment"> {
