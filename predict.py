@@ -18,13 +18,7 @@ from cog import BaseModel, BasePredictor, Input, Path
 
 from faceverify import FaceVerifier, ModelPackError, Verification
 from faceverify.modelpack import default_pack_path
-from faceverify.quality import QualityMeasures
-from faceverify.verifier import FaceReport
-
-QUALITY_DECIMALS = {"eye_distance": 1, "edge_margin": 3, "yaw": 1, "roll": 1, "sharpness": 3, "underexposure": 3,
-                    "overexposure": 3, "second_face": 3}
-"""The QualityMeasures each image's output carries, as `image<N>_<measure>`, and their decimals."""
-
+from faceverify.output import output_record
 
 class Output(BaseModel):
     """One flat record (Cog has no nested outputs). `match` is false whenever `error_code` is set.
@@ -145,22 +139,5 @@ def written_by_cog(path: LocalPath) -> bool:
 
 
 def to_output(result: Verification, model_pack: str) -> Output:
-    """Flatten a Verification into Cog's output record."""
-    def face(prefix: str, report: FaceReport) -> dict[str, Any]:
-        return {f"{prefix}_face_count": report.face_count, f"{prefix}_face_box": report.box, f"{prefix}_face_score": report.score}
-
-    def quality(prefix: str, report: FaceReport) -> dict[str, Any]:
-        measures: Optional[QualityMeasures] = report.quality.measures if report.quality else None
-        fields = {f"{prefix}_quality_issues": [issue.value for issue in report.quality.issues] if report.quality else [],
-                  f"{prefix}_quality_score": report.quality.score if report.quality else None}
-        for name, decimals in QUALITY_DECIMALS.items():
-            fields[f"{prefix}_{name}"] = round(getattr(measures, name), decimals) if measures else None
-        return fields
-
-    return Output(
-        match=result.match, similarity=result.similarity, threshold=result.threshold,
-        false_match_rate=result.false_match_rate,
-        error_code=result.error_code, error=result.error,
-        **face("image1", result.image1), **face("image2", result.image2),
-        **quality("image1", result.image1), **quality("image2", result.image2), model_pack=model_pack,
-    )
+    """Flatten a Verification into Cog's output record (faceverify/output.py)."""
+    return Output(**output_record(result, model_pack))

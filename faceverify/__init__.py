@@ -5,8 +5,10 @@ The pipeline, one module per stage:
     faces       pixels -> detected faces -> the main face
     embeddings  main face -> aligned crop -> unit embedding
     quality     pixels, faces, aligned crop -> quality measures -> issue codes and a score
-    compare     two embeddings -> cosine similarity -> match
+    compare     two embeddings -> cosine similarity -> match; other faces' similarities -> ambiguous
+    same_photo  two aligned crops -> photo likeness -> is the selfie a copy of the reference's photo
     verifier    the whole pipeline: FaceVerifier.verify(image1, image2) -> Verification
+    output      Verification -> the flat record a prediction returns
     modelpack   the detector and recognizer, loaded from a checked manifest-V2 folder
     calibration a pack's default threshold and its measured FMR/FNMR table
 

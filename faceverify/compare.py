@@ -22,6 +22,20 @@ def is_match(similarity: float, threshold: float) -> bool:
     return similarity >= threshold
 
 
+AMBIGUITY_MARGIN = 0.1
+"""How close another face's similarity may come before the answer is ambiguous (see `is_ambiguous`).
+Chosen on LFW View 1 with script/measure-kyc-checks (docs/kyc-checks.md)."""
+
+
+def is_ambiguous(similarity: float, others: list[float], threshold: float) -> bool:
+    """True when another face of the selfie, with these similarities to the reference, could be the
+    person as well as or nearly as well as the chosen face (similarity `similarity`): one of them
+    reaches within AMBIGUITY_MARGIN of the higher of `similarity` and `threshold`. So a stranger
+    beside a matching face is not ambiguous, nor a bystander when neither face comes near a match;
+    a second face that matches, or nearly matches, is."""
+    return bool(others) and max(others) >= max(similarity, threshold) - AMBIGUITY_MARGIN
+
+
 def check_threshold(value: object) -> float:
     """A caller's threshold as a float in [0, 1]; raise ValueError with a clear message otherwise."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):

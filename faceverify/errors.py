@@ -2,7 +2,8 @@
 
 An `ImageError` means one input image cannot be compared (it is broken, too
 large, too small, oddly shaped, shows no face, or its face cannot be aligned; or,
-when the caller asks for it, the selfie has quality issues).
+when the caller asks for it, the selfie has quality issues), or the pair cannot be judged (the
+selfie is a copy of the reference's photo, or holds more than one face that could be the person).
 The verifier turns it into a result with `match=False` and the code below; it
 never fails the prediction.
 A `ModelPackError` means the weights are missing or damaged; setup fails.
@@ -24,6 +25,8 @@ class ImageProblem(str, Enum):
     NO_FACE = "no_face"      # decoded fine, but no face above the score floor
     FACE_UNUSABLE = "face_unusable"  # a face was found but cannot be aligned for comparison
     POOR_QUALITY = "poor_quality"    # the selfie has quality issues and the caller asked to refuse them
+    SAME_PHOTO = "same_photo"        # the selfie is a copy of the reference's own photo, not a new picture
+    MULTIPLE_FACES = "multiple_faces"  # another face in the selfie matches the reference about as well
 
 
 class ImageError(Exception):

@@ -135,6 +135,24 @@ def prominence(face: DetectedFace, width: int, height: int) -> float:
     return visible * inside * inside * face.score * max(centrality, 0.0)
 
 
+OTHER_FACE_SIZE = 0.3
+"""Another face in an image counts as someone who could be the person (see `other_faces`) when its
+box is at least this share of the chosen face's box in height: a bystander close by, a second
+person in the frame. Smaller faces (a crowd far behind, a portrait on a card held up) are not
+compared. Chosen with script/measure-kyc-checks (docs/kyc-checks.md)."""
+
+MAX_OTHER_FACES = 3
+"""At most this many other faces are compared, the most prominent first."""
+
+
+def other_faces(faces: list[DetectedFace], face: DetectedFace, width: int, height: int) -> list[DetectedFace]:
+    """The faces of `faces` other than the chosen `face` that are at least OTHER_FACE_SIZE of its
+    height, the most prominent first, at most MAX_OTHER_FACES of them."""
+    sizeable = [other for other in faces if other is not face and other.height >= OTHER_FACE_SIZE * face.height]
+    sizeable.sort(key=lambda other: prominence(other, width, height), reverse=True)
+    return sizeable[:MAX_OTHER_FACES]
+
+
 def choose_main_face(faces: list[DetectedFace], width: int, height: int) -> DetectedFace:
     """The face to compare: the most prominent one (see `prominence`). Raises ImageError if none."""
     if not faces:

@@ -40,7 +40,8 @@ class QualityIssue(str, Enum):
     BLURRY = "blurry"                  # out of focus or moving, measured on the aligned face
     TOO_DARK = "too_dark"              # much of the face is near black
     OVEREXPOSED = "overexposed"        # much of the face is burnt out to white
-    MULTIPLE_FACES = "multiple_faces"  # a second face about as prominent as the chosen one (probe only)
+    MULTIPLE_FACES = "multiple_faces"  # a second face about as prominent as the chosen one, or one that
+                                       # matches the reference about as well (probe only)
 
 
 EXPOSURE_REGION = (24 / 112, 32 / 112, 88 / 112, 104 / 112)
@@ -271,6 +272,14 @@ def quality_score(measures: QualityMeasures, rules: QualityRules) -> float:
     the further the worst measure lies past its threshold; 100 when every measure is at least as
     good as GOOD."""
     return min(quality_parts(measures, rules).values())
+
+
+def with_issue(quality: Quality, issue: QualityIssue) -> Quality:
+    """`quality` with `issue` raised by a later stage than the measures (another face in the selfie
+    that matches the reference about as well: `multiple_faces`); the score is capped just under 50,
+    so that it stays under 50 exactly when there is an issue."""
+    issues = tuple(known for known in QualityIssue if known in quality.issues or known is issue)
+    return Quality(measures=quality.measures, issues=issues, score=min(quality.score, 49.9))
 
 
 def assess(measures: QualityMeasures, role: Role) -> Quality:

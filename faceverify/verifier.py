@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .compare import check_threshold, cosine_similarity, is_match
+from .compare import check_threshold, cosine_similarity, is_ambiguous, is_match
 from .embeddings import align_face, embed_faces
 from .errors import ImageError, ImageProblem, ModelPackError
 from .faces import (
@@ -31,6 +31,7 @@ from .faces import (
     DetectedFace,
     choose_main_face,
     detect_faces,
+    other_faces,
     run_detector,
 )
 from .images import (
@@ -41,7 +42,8 @@ from .images import (
     return_large_buffers_to_os,
 )
 from .modelpack import ModelPack, load_model_pack
-from .quality import Quality, Role, assess, measure_quality
+from .quality import Quality, QualityIssue, Role, assess, measure_quality, with_issue
+from .same_photo import SAME_PHOTO_LIKENESS, SCREEN_LIKENESS, looks_alike, photo_likeness
 from .threads import max_concurrency, set_opencv_threads
 
 ImageInput = bytes | str | Path | None
@@ -68,6 +70,19 @@ class FaceReport:
 
 
 @dataclass(frozen=True)
+class PairMeasures:
+    """The numbers behind the two KYC checks, for the measurement commands; never in the model's
+    output. `looks_alike` and `photo_likeness` of the two aligned faces (see faceverify/same_photo.py;
+    `photo_likeness` None when the screen ruled a copy out), the chosen faces' similarity (None when
+    no embeddings were made) and the similarities of the selfie's other faces to the reference."""
+
+    looks_alike: float | None = None
+    photo_likeness: float | None = None
+    similarity: float | None = None
+    other_similarities: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
 class Verification:
     """The answer for one pair. `match` is False whenever no comparison was made.
 
@@ -83,6 +98,11 @@ class Verification:
     error: str | None = None
     image1: FaceReport = field(default_factory=FaceReport)
     image2: FaceReport = field(default_factory=FaceReport)
+    measures: PairMeasures = field(default_factory=PairMeasures, repr=False, compare=False)
+
+
+Examined = tuple["FoundFace | None", "ImageError | None"]
+"""What `FaceVerifier.examine` makes of one image: its face, and why it cannot be compared if not."""
 
 
 @dataclass(frozen=True)
@@ -241,6 +261,18 @@ class FaceVerifier:
     def _embed_one(self, crop: np.ndarray) -> np.ndarray:
         return embed_faces(self.pack.recognizer, [crop], batched=False)
 
+    def other_faces(self, found: FoundFace) -> list[FoundFace]:
+        """The sizeable faces of `found`'s image other than its chosen face (see `faces.other_faces`),
+        each aligned; a face that cannot be aligned is left out."""
+        height, width = found.image.pixels.shape[:2]
+        aligned = []
+        for face in other_faces(found.faces, found.face, width, height):
+            try:
+                aligned.append(self.align(FoundFace(image=found.image, faces=found.faces, face=face)))
+            except ImageError:
+                continue
+        return aligned
+
     def verify(self, image1: ImageInput, image2: ImageInput, threshold: float | None = None,
                require_selfie_quality: bool = False) -> Verification:
         """Compare the main face of `image1` (reference) with that of `image2` (probe).
@@ -248,8 +280,16 @@ class FaceVerifier:
         `threshold` in [0, 1] overrides the pack's calibrated default; a bad threshold, or no
         threshold for a pack without calibration, raises ValueError (a caller bug). Each face's
         quality issues are reported; with `require_selfie_quality`, any issue on `image2` makes it
-        an image problem (`image2_poor_quality`, no comparison).
+        an image problem (`image2_poor_quality`, no comparison). See `judge` for the two KYC checks.
         """
+        threshold = self.threshold_or_default(threshold)
+        first = self.helper.submit(self.examine, image1, Role.REFERENCE)
+        second = self.examine(image2, Role.PROBE)
+        return self.judge(first.result(), second, threshold, require_selfie_quality)
+
+    def threshold_or_default(self, threshold: float | None) -> float:
+        """A caller's threshold checked, or the pack's default; raises ValueError when it is bad or
+        missing for a pack without a default."""
         if threshold is None:
             if self.default_threshold is None:
                 raise ValueError(
@@ -257,27 +297,62 @@ class FaceVerifier:
                     "(calibrate one on your own data: docs/operations.md)"
                 )
             threshold = self.default_threshold
-        threshold = check_threshold(threshold)
+        return check_threshold(threshold)
 
-        first = self.helper.submit(self.examine, image1, Role.REFERENCE)
-        second = self.examine(image2, Role.PROBE)
-        if require_selfie_quality and second[1] is None and second[0].quality.issues:
-            issues = ", ".join(issue.value for issue in second[0].quality.issues)
-            second = (second[0], ImageError(ImageProblem.POOR_QUALITY, f"the face is not good enough to compare ({issues})"))
-        outcomes = [first.result(), second]
+    def judge(self, reference: Examined, selfie: Examined, threshold: float,
+              require_selfie_quality: bool = False) -> Verification:
+        """The answer for two examined images (see `examine`: the reference's under Role.REFERENCE,
+        the selfie's under Role.PROBE) at a checked `threshold`.
+
+        In order: an image's own problem (image1's first); with `require_selfie_quality`, a selfie
+        quality issue; the selfie being a copy of the reference's photo (`image2_same_photo`, see
+        faceverify/same_photo.py); then the comparison, of the chosen faces and of the selfie's other
+        sizeable faces with the reference: when another face could be the person about as well
+        (`compare.is_ambiguous`), the answer is `image2_multiple_faces` with `multiple_faces` among
+        the selfie's issues, because a match must rest on the one face it reports. Every refusal
+        has `match` false and no similarity.
+        """
+        if require_selfie_quality and selfie[1] is None and selfie[0].quality.issues:
+            issues = ", ".join(issue.value for issue in selfie[0].quality.issues)
+            selfie = (selfie[0], ImageError(ImageProblem.POOR_QUALITY, f"the face is not good enough to compare ({issues})"))
+        outcomes = [reference, selfie]
         reports = [found.report() if found is not None else FaceReport() for found, _ in outcomes]
         for name, (_, problem) in zip(IMAGE_NAMES, outcomes):
             if problem is not None:
-                return Verification(
-                    match=False, similarity=None, threshold=threshold,
-                    error_code=problem.code_for(name), error=f"{name}: {problem.message}",
-                    image1=reports[0], image2=reports[1],
-                )
-        embeddings = self.embed([found for found, _ in outcomes])
+                return self.refused(name, problem, threshold, reports)
+        reference_face, selfie_face = reference[0], selfie[0]
+
+        screen = looks_alike(reference_face.crop, selfie_face.crop)
+        likeness = photo_likeness(reference_face.crop, selfie_face.crop) if screen >= SCREEN_LIKENESS else None
+        if likeness is not None and likeness >= SAME_PHOTO_LIKENESS:
+            copy = ImageError(ImageProblem.SAME_PHOTO, "it is a copy of image1's photo (the same picture, resized, cropped, "
+                                                       "re-encoded or in grey), not a new photo of a face")
+            return self.refused("image2", copy, threshold, reports, PairMeasures(screen, likeness))
+
+        others = self.other_faces(selfie_face)
+        embeddings = self.embed([reference_face, selfie_face, *others])
         similarity = cosine_similarity(embeddings[0], embeddings[1])
+        other_similarities = [cosine_similarity(embeddings[0], row) for row in embeddings[2:]]
+        measures = PairMeasures(screen, likeness, similarity, tuple(other_similarities))
+        if is_ambiguous(similarity, other_similarities, threshold):
+            reports[1] = replace(reports[1], quality=with_issue(selfie_face.quality, QualityIssue.MULTIPLE_FACES))
+            ambiguous = ImageError(ImageProblem.MULTIPLE_FACES, "another face in it matches image1 as well as, or nearly "
+                                                                "as well as, the main face, so it is not clear who is the person")
+            return self.refused("image2", ambiguous, threshold, reports, measures)
         calibration = self.pack.calibration
         return Verification(
             match=is_match(similarity, threshold), similarity=similarity, threshold=threshold,
             false_match_rate=calibration.false_match_rate(similarity) if calibration else None,
-            image1=reports[0], image2=reports[1],
+            image1=reports[0], image2=reports[1], measures=measures,
+        )
+
+    @staticmethod
+    def refused(name: str, problem: ImageError, threshold: float, reports: list[FaceReport],
+                measures: PairMeasures | None = None) -> Verification:
+        """The answer when no comparison can be claimed: `match` false, no similarity, the problem's
+        code for the named image and its message."""
+        return Verification(
+            match=False, similarity=None, threshold=threshold,
+            error_code=problem.code_for(name), error=f"{name}: {problem.message}",
+            image1=reports[0], image2=reports[1], measures=measures or PairMeasures(),
         )

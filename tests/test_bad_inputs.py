@@ -219,7 +219,7 @@ def corpus() -> list[Case]:
         Case("phone-photo-48mp", phone_photo_48mp, MATCH),
         Case("base64-with-newlines", lambda: "\n".join(b64(jpeg)[i:i + 76] for i in range(0, len(b64(jpeg)), 76)) + "\n", MATCH),
         Case("base64-with-spaces-tabs-crlf", lambda: " \t" + "\r\n ".join(b64(jpeg)[i:i + 64] for i in range(0, len(b64(jpeg)), 64)) + "\t\n", MATCH),
-        Case("base64-url-safe-unpadded", lambda: base64.urlsafe_b64encode(raw("single-face/obama_small.jpg")).decode().rstrip("="), MATCH),
+        Case("base64-url-safe-unpadded", lambda: base64.urlsafe_b64encode(raw("single-face/obama3.jpg")).decode().rstrip("="), MATCH),
         Case("data-uri-wrong-media-type", lambda: "data:text/plain;base64," + b64(jpeg), MATCH),
         Case("data-uri-png-type-for-jpeg", lambda: "data:image/png;base64," + b64(jpeg), MATCH),
         Case("data-uri-with-newlines", lambda: "data:image/jpeg;base64," + "\n".join(b64(jpeg)[i:i + 76] for i in range(0, len(b64(jpeg)), 76)), MATCH),

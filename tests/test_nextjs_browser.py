@@ -30,13 +30,11 @@ RESULTS = NEXTJS / "test-results"
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 MESSAGES = {
     "no_face": "Please retake your selfie: no face was found.",
-    "multiple_faces": "Only you should be in the selfie.",
+    "multiple_faces": "Only you should be in the selfie. Please retake it alone.",
     "same_photo": "Take a new selfie with the camera: a copy of the document's photo cannot be used.",
     "no_match": "The selfie does not match the photo on your ID document.",
     "unavailable": "We could not check your photos right now. Please try again in a few minutes.",
 }
-SAME_PHOTO_LANDED = any("same_photo" in path.read_text() for path in (REPO / "faceverify").glob("*.py"))
-"""Issue 20's `image2_same_photo`: until the model has it, the same-photo case must fail (xfail strict)."""
 
 
 def write_y4m(photo: Path, target: Path, size: tuple[int, int] = (640, 480), frames: int = 2) -> Path:
@@ -181,7 +179,6 @@ def test_a_second_person_in_the_selfie_is_refused(browser_run):
     assert (result["verified"], result["reason"], result["message"]) == ("false", "image2_multiple_faces", MESSAGES["multiple_faces"]), result
 
 
-@pytest.mark.xfail(not SAME_PHOTO_LANDED, strict=True, reason="issue 20's image2_same_photo is not in the model yet")
 def test_the_documents_own_photo_as_the_selfie_is_refused(browser_run):
     """The camera films the document's own photo: refused as a copy, with its sentence."""
     result = answer(browser_run, "same-photo")

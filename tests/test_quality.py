@@ -176,12 +176,13 @@ def test_quality_is_reported_for_the_good_image_when_the_other_fails(verifier):
 
 def test_predict_output_is_flat_and_carries_the_quality(verifier):
     import predict
+    from faceverify.output import QUALITY_DECIMALS
 
     output = predict.to_output(verifier.verify(case("single-face/obama.jpg"), case("multi-face/two_people.jpg")), "pack")
     assert output.image2_quality_issues == ["multiple_faces"] and output.image1_quality_issues == []
     assert output.image2_quality_score < 50 <= output.image1_quality_score
     assert output.image2_second_face > PROBE_RULES.max_second_face and output.image1_eye_distance > 100
-    for name in predict.QUALITY_DECIMALS:
+    for name in QUALITY_DECIMALS:
         assert isinstance(getattr(output, f"image1_{name}"), float) and isinstance(getattr(output, f"image2_{name}"), float)
     failed = predict.to_output(verifier.verify(case("no-face/dogs.jpg"), case("single-face/obama.jpg")), "pack")
     assert failed.image1_quality_issues == [] and failed.image1_quality_score is None and failed.image1_sharpness is None

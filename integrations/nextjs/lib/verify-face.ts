@@ -138,6 +138,16 @@ export const PROBLEM_MESSAGES: Record<string, [document: string, selfie: string]
     "Please retake the photo of your ID document so that its portrait is sharp and well lit.",
     "Please retake your selfie: the photo is not clear enough.",
   ],
+  // The two KYC checks concern the selfie only (image2_same_photo, image2_multiple_faces); the kit
+  // also answers image2_multiple_faces itself for a match with multiple_faces in the selfie.
+  same_photo: [
+    "Please upload a photo of your ID document.",
+    "Take a new selfie with the camera: a copy of the document's photo cannot be used.",
+  ],
+  multiple_faces: [
+    "Please retake the photo of your ID document so that only its portrait is visible.",
+    "Only you should be in the selfie. Please retake it alone.",
+  ],
 };
 
 /** What each quality issue (`image1_quality_issues`, `image2_quality_issues`) tells the user, for
@@ -173,14 +183,6 @@ export const QUALITY_MESSAGES: Record<string, [document: string, selfie: string]
   ],
 };
 
-/** What the selfie-only checks tell the user, by full code: the model's codes for a copy of the
- * document's photo and for another face that matches as well, and the kit's own refusal of a
- * selfie with another face in it. */
-export const SELFIE_MESSAGES: Record<string, string> = {
-  image2_same_photo: "Take a new selfie with the camera: a copy of the document's photo cannot be used.",
-  image2_multiple_faces: "Only you should be in the selfie.",
-};
-
 export const MESSAGES = {
   no_match: "The selfie does not match the photo on your ID document.",
   unavailable: "We could not check your photos right now. Please try again in a few minutes.",
@@ -191,7 +193,6 @@ export const MESSAGES = {
 /** The sentence to show for a model `error_code` such as "image2_no_face"; for "image2_poor_quality",
  * the sentence of the first of that image's quality `issues` that has one. */
 export function messageFor(errorCode: string, issues: readonly string[] = []): string {
-  if (Object.hasOwn(SELFIE_MESSAGES, errorCode)) return SELFIE_MESSAGES[errorCode];
   const match = /^image([12])_(.+)$/.exec(errorCode);
   const known = match?.[2] === "poor_quality" ? issues.find((issue) => Object.hasOwn(QUALITY_MESSAGES, issue)) : undefined;
   const messages = known ? QUALITY_MESSAGES[known] : match && Object.hasOwn(PROBLEM_MESSAGES, match[2]) ? PROBLEM_MESSAGES[match[2]] : undefined;
@@ -309,7 +310,7 @@ export function judge(output: unknown, options: Pick<VerifyFaceOptions, "thresho
   }
   if (result.match !== true) return { verified: false, similarity, reason: "no_match", message: MESSAGES.no_match };
   if (!options.allowMultipleFaces && result.image2_quality_issues.includes("multiple_faces")) {
-    return { verified: false, similarity, reason: "image2_multiple_faces", message: SELFIE_MESSAGES.image2_multiple_faces };
+    return { verified: false, similarity, reason: "image2_multiple_faces", message: messageFor("image2_multiple_faces") };
   }
   return { verified: true, similarity, reason: null, message: null };
 }

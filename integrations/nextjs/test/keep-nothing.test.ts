@@ -15,6 +15,8 @@ import { startStandIn, type PredictionMode, type StandIn } from "./replicate-sta
 const large = dataUri("single-face/obama.jpg");
 const largeAgain = dataUri("single-face/obama3.jpg");
 const small = dataUri("single-face/obama_small.jpg");
+// Another photo of the same person: obama_small.jpg is a copy of obama.jpg's photo (image2_same_photo).
+const otherPhoto = dataUri("single-face/obama2.jpg");
 
 const options = (standIn: StandIn, extra: Partial<VerifyFaceOptions> = {}): VerifyFaceOptions => ({
   replicate: new Replicate({ auth: "local", baseUrl: standIn.url, useFileOutput: false }),
@@ -34,7 +36,7 @@ async function withStandIn<T>(mode: PredictionMode, run: (standIn: StandIn) => P
 }
 
 test("the large test images are over the inline limit", () => {
-  assert.ok(large.length > INLINE_LIMIT && largeAgain.length > INLINE_LIMIT && small.length <= INLINE_LIMIT);
+  assert.ok(large.length > INLINE_LIMIT && largeAgain.length > INLINE_LIMIT && small.length <= INLINE_LIMIT && otherPhoto.length <= INLINE_LIMIT);
 });
 
 test("keep nothing: uploaded images are deleted once the prediction has succeeded", async () => {
@@ -88,7 +90,7 @@ test("a timeout on the model call: its own reason, the prediction cancelled, the
 
 test("a prediction still running when created is polled to its end", async () => {
   await withStandIn("async", async (standIn) => {
-    const result = await verifyFace(small, large, options(standIn));
+    const result = await verifyFace(otherPhoto, large, options(standIn));
     assert.equal(result.verified, true, JSON.stringify(result));
     assert.ok(standIn.seen.some((entry) => entry.startsWith("GET /predictions/")), standIn.seen.join(", "));
     assert.deepEqual(standIn.predictionsCancelled, []);
@@ -109,7 +111,7 @@ test("upload: false uploads nothing and answers image1_too_large / image2_too_la
 
 test("a deployment is called through its own endpoint", async () => {
   await withStandIn("sync", async (standIn) => {
-    const result = await verifyFace(small, dataUri("single-face/obama-240p.jpg"), options(standIn, { model: undefined, deployment: "acme/faceverify-kyc" }));
+    const result = await verifyFace(otherPhoto, dataUri("single-face/obama-240p.jpg"), options(standIn, { model: undefined, deployment: "acme/faceverify-kyc" }));
     assert.equal(result.verified, true, JSON.stringify(result));
     assert.deepEqual(standIn.seen, ["POST /deployments/acme/faceverify-kyc/predictions"]);
     const refused = await verifyFace(small, dataUri("no-face/dogs.jpg"), options(standIn, { model: undefined, deployment: "acme/faceverify-kyc" }));

@@ -31,7 +31,7 @@ async function run(input: object): Promise<Output> {
 }
 
 const obama = dataUri("single-face/obama-240p.jpg");
-const obamaAgain = dataUri("single-face/obama_small.jpg");
+const obamaAgain = dataUri("single-face/obama2.jpg");
 
 test("same person: match", async () => {
   const output = await run({ image1: obama, image2: obamaAgain });

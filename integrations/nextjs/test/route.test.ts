@@ -26,7 +26,7 @@ const call = (body: unknown) =>
   POST(new Request("http://app.local/api/verify-face", { method: "POST", body: typeof body === "string" ? body : JSON.stringify(body) }));
 
 test("the same person: 200, verified", async () => {
-  const response = await call({ idImage: dataUri("single-face/obama-240p.jpg"), selfieImage: dataUri("single-face/obama_small.jpg") });
+  const response = await call({ idImage: dataUri("single-face/obama-240p.jpg"), selfieImage: dataUri("single-face/obama2.jpg") });
   assert.equal(response.status, 200);
   const answer = await response.json();
   assert.equal(answer.verified, true);
@@ -53,7 +53,7 @@ test("no model configured: 500, not verified", async () => {
   const saved = process.env.FACE_MODEL_VERSION;
   delete process.env.FACE_MODEL_VERSION;
   try {
-    const response = await call({ idImage: dataUri("single-face/obama-240p.jpg"), selfieImage: dataUri("single-face/obama_small.jpg") });
+    const response = await call({ idImage: dataUri("single-face/obama-240p.jpg"), selfieImage: dataUri("single-face/obama2.jpg") });
     assert.equal(response.status, 500);
     assert.equal((await response.json()).verified, false);
   } finally {
@@ -92,7 +92,7 @@ test("a body over the cap: 413 with its own sentence, the model not called", asy
 test("authorize(request): its answer stops the request before the model is called", async () => {
   const proxy = await startProxy(serverUrl(), []);
   try {
-    const body = JSON.stringify({ idImage: dataUri("single-face/obama-240p.jpg"), selfieImage: dataUri("single-face/obama_small.jpg") });
+    const body = JSON.stringify({ idImage: dataUri("single-face/obama-240p.jpg"), selfieImage: dataUri("single-face/obama2.jpg") });
     const request = () => new Request("http://app.local/api/verify-face", { method: "POST", body, headers: { authorization: "Bearer nope" } });
     const denied = await handleVerifyFace(request(), {
       replicate: client(proxy.url), model: MODEL,
@@ -125,7 +125,7 @@ test("the default authorize hook limits each client's rate: 429 with a sentence"
 test("the model call's timeout: 504 with its own sentence, not the platform's", async () => {
   const standIn = await startStandIn(serverUrl(), "hang");
   try {
-    const body = JSON.stringify({ idImage: dataUri("single-face/obama-240p.jpg"), selfieImage: dataUri("single-face/obama_small.jpg") });
+    const body = JSON.stringify({ idImage: dataUri("single-face/obama-240p.jpg"), selfieImage: dataUri("single-face/obama2.jpg") });
     const response = await handleVerifyFace(new Request("http://app.local/api/verify-face", { method: "POST", body }), {
       replicate: client(standIn.url), model: MODEL, timeoutMs: 400, pollIntervalMs: 50,
     });
@@ -140,7 +140,7 @@ test("the model call's timeout: 504 with its own sentence, not the platform's", 
 test("a deployment from the route's options: FACE_MODEL_DEPLOYMENT's path", async () => {
   const standIn = await startStandIn(serverUrl(), "sync");
   try {
-    const body = JSON.stringify({ idImage: dataUri("single-face/obama-240p.jpg"), selfieImage: dataUri("single-face/obama_small.jpg") });
+    const body = JSON.stringify({ idImage: dataUri("single-face/obama-240p.jpg"), selfieImage: dataUri("single-face/obama2.jpg") });
     const response = await handleVerifyFace(new Request("http://app.local/api/verify-face", { method: "POST", body }), {
       replicate: client(standIn.url), deployment: "acme/kyc-faces",
     });
