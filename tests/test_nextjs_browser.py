@@ -121,9 +121,9 @@ def browser_run(server, tmp_path_factory):
     down = NextServer(f"http://127.0.0.1:{free_port()}", work / "next-down.log")  # nothing listens there
     document = CASES / "single-face" / "obama.jpg"
 
-    def case(name: str, app: str, selfie: Path | None, selfie_file: Path | None = None) -> dict:
+    def case(name: str, app: str, selfie: Path | None, selfie_file: Path | None = None, id_photo: Path = document) -> dict:
         camera = str(write_y4m(selfie, work / f"{name}.y4m")) if selfie else None
-        return {"name": name, "app": app, "document": str(document), "camera": camera,
+        return {"name": name, "app": app, "document": str(id_photo), "camera": camera,
                 "selfieFile": str(selfie_file) if selfie_file else None, "screenshot": str(RESULTS / f"{name}.png")}
 
     cases = [
@@ -133,7 +133,7 @@ def browser_run(server, tmp_path_factory):
         case("second-person", up.url, CASES / "multi-face" / "obama_and_biden.jpg"),
         case("same-photo", up.url, document),
         case("service-down", down.url, CASES / "single-face" / "obama2.jpg"),
-        case("no-camera-file-fallback", up.url, None, CASES / "single-face" / "obama3.jpg"),
+        case("no-camera-file-fallback", up.url, None, CASES / "single-face" / "obama3.jpg", CASES / "single-face" / "obama-1080p.jpg"),
     ]
     (work / "cases.json").write_text(json.dumps(cases))
     try:
@@ -203,4 +203,6 @@ def test_the_page_sends_both_images_inline_and_smaller(browser_run):
         sent = answer(browser_run, name)["sent"]
         assert sent["idImage"] <= 256_000 and sent["selfieImage"] <= 256_000, sent
         assert max(sent["idSize"]) <= 1600 and max(sent["selfieSize"]) <= 800, sent
-    assert max(browser_run["no-camera-file-fallback"]["sent"]["selfieSize"]) == 800, "obama3.jpg (1434x2333) is made smaller"
+    fallback = browser_run["no-camera-file-fallback"]["sent"]
+    assert fallback["selfieSize"] == [492, 800], "obama3.jpg (1434x2333) is made smaller"
+    assert fallback["idSize"] == [1600, 900], "obama-1080p.jpg (1920x1080) is made smaller"
