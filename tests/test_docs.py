@@ -9,7 +9,7 @@ import pytest
 
 from conftest import REPO
 
-DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), REPO / "integrations" / "nextjs" / "README.md"]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 

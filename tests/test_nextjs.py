@@ -1,17 +1,19 @@
 """The Next.js integration (integrations/nextjs/) and the Replicate JavaScript client, run from the
 one test command: `tsc --noEmit`, then Node's test runner (`npm test`) against the real local Cog
-server that this session's `server` fixture started (with the committed schema).
+server that this session's `server` fixture started (with the committed schema). The page in a real
+browser is tests/test_nextjs_browser.py.
 
 What the Node tests cover (integrations/nextjs/test/):
 - replicate-client.test.ts: the Replicate JavaScript client (replicate 1.4.0) `replicate.run()`
   through `baseUrl`: same person, different people, a selfie with no face, a threshold given, a
   bad threshold (the client's ApiError with the server's 422);
-- verify-face.test.ts: verifyFace() on the inline path, retries (409, 5xx, dropped connections)
-  and outputs that do not fit the schema through a fault-injecting proxy in front of the server,
-  and that a large image is sent to the Files API (which a Cog server lacks, so the upload itself
-  cannot run here);
+- verify-face.test.ts: verifyFace() on the inline path, retries (409, 5xx, dropped connections),
+  outputs that do not fit the schema or break the model's contract, and multiple_faces, through a
+  fault-injecting proxy in front of the server;
+- keep-nothing.test.ts: uploads through a stand-in of Replicate's Files and predictions API in
+  front of the server, each deleted whatever the outcome; the timeout's cancel; a deployment;
 - transport.test.ts: the inline-or-upload decision, messages, the output check (no server);
-- route.test.ts: the App Router route handler with Web Request/Response.
+- route.test.ts: the App Router route handler with Web Request/Response, and its limits.
 
 script/setup installs the packages with `npm ci` from package-lock.json.
 """
@@ -63,11 +65,18 @@ def test_node_tests_pass_against_the_local_cog_server(npm_test):
     assert npm_test.returncode == 0, output[-12000:]
     counts = {key: int(value) for key, value in re.findall(r"^# (tests|pass|fail|skipped|todo|cancelled) (\d+)$", output, re.MULTILINE)}
     assert counts["fail"] == counts["skipped"] == counts["todo"] == counts["cancelled"] == 0, output[-12000:]
-    assert counts["pass"] == counts["tests"] >= 25, counts
+    assert counts["pass"] == counts["tests"] >= 48, counts
     for name in ("same person: match", "a bad threshold: the client throws the server's 422",
                  "transient failures (409, 503, a dropped connection) are retried",
                  "a large image takes the upload path: the client posts it to the Files API",
-                 "a selfie with no face: 200, not verified, with the message to show"):
+                 "a selfie with no face: 200, not verified, with the message to show",
+                 "fail closed on the contract: outputs that break it are never verified",
+                 "multiple_faces in the selfie: refused by default, with its sentence",
+                 "keep nothing: uploaded images are deleted once the prediction has succeeded",
+                 "a timeout on the model call: its own reason, the prediction cancelled, the upload deleted",
+                 "a deployment is called through its own endpoint",
+                 "a body over the cap: 413 with its own sentence, the model not called",
+                 "authorize(request): its answer stops the request before the model is called"):
         assert re.search(rf"^ok \d+ - {re.escape(name)}$", output, re.MULTILINE), name
 
 

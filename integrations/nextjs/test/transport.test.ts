@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { outputSchema } from "../lib/generated/openapi.js";
-import { chooseTransport, INLINE_LIMIT, isOutput, isTransient, messageFor, QUALITY_MESSAGES, schemaErrors } from "../lib/verify-face.js";
+import { chooseTransport, INLINE_LIMIT, isOutput, isTransient, messageFor, PROBLEM_MESSAGES, QUALITY_MESSAGES, schemaErrors } from "../lib/verify-face.js";
 
 const uri = (bytes: number, media = "image/jpeg") =>
   `data:${media};base64,${Buffer.alloc(bytes, 7).toString("base64")}`;
@@ -46,6 +46,13 @@ test("each error code gets a sentence for the right image", () => {
   }
   assert.match(messageFor("image3_no_face"), /could not check/);
   assert.match(messageFor("something_new"), /could not check/);
+});
+
+test("the selfie checks' codes (the model's image2_same_photo and image2_multiple_faces) have their sentences", () => {
+  assert.equal(messageFor("image2_same_photo"), "Take a new selfie with the camera: a copy of the document's photo cannot be used.");
+  assert.equal(messageFor("image2_multiple_faces"), "Only you should be in the selfie. Please retake it alone.");
+  assert.deepEqual([PROBLEM_MESSAGES.same_photo.length, PROBLEM_MESSAGES.multiple_faces.length], [2, 2]);
+  assert.match(messageFor("image2_toString"), /could not check/);
 });
 
 test("a selfie refused for its quality gets the sentence of its first known issue", () => {

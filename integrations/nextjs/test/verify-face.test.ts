@@ -1,8 +1,7 @@
 // verifyFace() against the real local Cog server on the inline path (data URIs of at most
 // INLINE_LIMIT characters), and through a fault-injecting proxy in front of that same server for
-// retries and for outputs that do not match the schema. The upload path needs Replicate's Files
-// API, which a Cog server does not have: transport.test.ts unit-tests the inline-or-upload
-// decision, and the last test here shows that a large image is sent to /files.
+// retries and for outputs that do not match the schema or break the model's contract. The upload
+// path, which needs Replicate's Files API, runs against a stand-in of it in keep-nothing.test.ts.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
@@ -11,8 +10,7 @@ import Replicate from "replicate";
 import { INLINE_LIMIT, MESSAGES, verifyFace, type VerifyFaceOptions } from "../lib/verify-face.js";
 import { dataUri, type Fault, MODEL, serverUrl, startProxy } from "./helpers.js";
 
-const client = (baseUrl: string) =>
-  new Replicate({ auth: "local", baseUrl, useFileOutput: false, fileEncodingStrategy: "upload" });
+const client = (baseUrl: string) => new Replicate({ auth: "local", baseUrl, useFileOutput: false });
 const options = (baseUrl = serverUrl(), extra: Partial<VerifyFaceOptions> = {}): VerifyFaceOptions => ({
   replicate: client(baseUrl),
   model: MODEL,
@@ -136,10 +134,58 @@ test("an output that does not match the schema fails closed", async () => {
   }
 });
 
-test("match without a similarity, or with an error_code, is not verified", async () => {
-  assert.equal((await throughProxy([(output) => ({ ...output, similarity: null })])).result.verified, false);
-  const coded = await throughProxy([(output) => ({ ...output, error_code: "image2_something_new" })]);
-  assert.deepEqual([coded.result.verified, coded.result.reason], [false, "image2_something_new"]);
+test("fail closed on the contract: outputs that break it are never verified", async () => {
+  // Each keeps the schema but breaks the model's own contract; the real answer was a match.
+  const breaches: [string, Fault][] = [
+    ["match true with error_code \"\"", (output) => ({ ...output, error_code: "" })],
+    ["match true with a similarity below the threshold", (output) => ({ ...output, similarity: (output.threshold as number) - 0.01 })],
+    ["match true with no face in the selfie", (output) => ({ ...output, image2_face_count: 0 })],
+    ["match true with no face in the document", (output) => ({ ...output, image1_face_count: 0 })],
+    ["match true with an error sentence set", (output) => ({ ...output, error: "image2: something went wrong" })],
+    ["match true with an error_code set", (output) => ({ ...output, error_code: "image2_something_new" })],
+    ["match true without a similarity", (output) => ({ ...output, similarity: null })],
+    ["match false at a similarity above the threshold", (output) => ({ ...output, match: false })],
+  ];
+  for (const [name, rewrite] of breaches) {
+    const { result } = await throughProxy([rewrite]);
+    assert.deepEqual([result.verified, result.reason, result.message], [false, "unexpected_output", MESSAGES.unavailable], name);
+  }
+  const asked = await verifyFace(obama, obamaAgain, options(serverUrl(), { threshold: 0.5 }));
+  assert.equal(asked.verified, true, "the same pair with the threshold asked for and answered");
+  const proxy = await startProxy(serverUrl(), [(output) => ({ ...output, threshold: 0.3 })]);
+  try {
+    const other = await verifyFace(obama, obamaAgain, options(proxy.url, { threshold: 0.5 }));
+    assert.deepEqual([other.verified, other.reason], [false, "unexpected_output"], "a threshold other than the one asked for");
+  } finally {
+    await proxy.close();
+  }
+});
+
+test("an error_code with match false is the image's problem, with its sentence", async () => {
+  const { result } = await throughProxy([(output) => ({ ...output, match: false, similarity: null, error_code: "image2_same_photo", error: "image2: a copy" })]);
+  assert.deepEqual(result, { verified: false, similarity: null, reason: "image2_same_photo", message: "Take a new selfie with the camera: a copy of the document's photo cannot be used." });
+});
+
+test("multiple_faces in the selfie: refused by default, with its sentence", async () => {
+  const { result } = await throughProxy([(output) => ({ ...output, image2_quality_issues: ["multiple_faces"] })]);
+  assert.deepEqual([result.verified, result.reason, result.message], [false, "image2_multiple_faces", "Only you should be in the selfie. Please retake it alone."]);
+  assert.ok(result.similarity !== null);
+  const proxy = await startProxy(serverUrl(), [(output) => ({ ...output, image2_quality_issues: ["multiple_faces"] })]);
+  try {
+    const allowed = await verifyFace(obama, obamaAgain, options(proxy.url, { allowMultipleFaces: true }));
+    assert.equal(allowed.verified, true, "allowMultipleFaces: true accepts it");
+  } finally {
+    await proxy.close();
+  }
+});
+
+test("a real photo of the document's person with someone else: refused", async () => {
+  // obama_and_biden.jpg is larger than INLINE_LIMIT; a local Cog server takes it inline.
+  const group = dataUri("multi-face/obama_and_biden.jpg");
+  const result = await verifyFace(dataUri("single-face/obama.jpg"), group, options(serverUrl(), { inlineLimit: 4_000_000 }));
+  assert.equal(result.verified, false);
+  assert.ok(["image2_multiple_faces"].includes(result.reason ?? ""), String(result.reason));
+  assert.equal(result.message, "Only you should be in the selfie. Please retake it alone.");
 });
 
 test("a large image takes the upload path: the client posts it to the Files API", async () => {

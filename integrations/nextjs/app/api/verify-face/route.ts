@@ -1,22 +1,33 @@
 // App Router route handler: POST /api/verify-face with {idImage, selfieImage}, two base64 data URIs
-// (what the old FastAPI service took) -> {verified, similarity, reason, message}.
-// Copy app/api/verify-face/route.ts and lib/ (with lib/generated/) into the app, and set
-// REPLICATE_API_TOKEN and FACE_MODEL_VERSION ("owner/model:version"). REPLICATE_BASE_URL is only
-// for tests against a local Cog server. Runs on the Node.js runtime; Next.js need not be installed
-// to type-check or test it, as it uses only the Web Request/Response.
+// -> {verified, similarity, reason, message}. Configure with REPLICATE_API_TOKEN and either
+// FACE_MODEL_VERSION ("owner/model:version") or FACE_MODEL_DEPLOYMENT ("owner/name");
+// REPLICATE_BASE_URL points the client elsewhere (the local Cog server, or the tests' stand-in).
+// lib/authorize.ts is the place for the app's authentication and rate limiting.
 import Replicate from "replicate";
 
-import { handleVerifyFace } from "../../../lib/verify-face.js";
+import { authorize } from "../../../lib/authorize.js";
+import { DEFAULT_TIMEOUT_MS, handleVerifyFace } from "../../../lib/verify-face.js";
+
+/** Node.js runtime: the Replicate client and the body cap use Node's fetch and streams. */
+export const runtime = "nodejs";
+/** Seconds the platform lets this route run (Vercel and similar honour it); verifyFace() gives up
+ * after DEFAULT_TIMEOUT_MS (45 s) and answers 504 with its own sentence before that. */
+export const maxDuration = 60;
+export const dynamic = "force-dynamic";
 
 const replicate = new Replicate({
   auth: process.env.REPLICATE_API_TOKEN,
   baseUrl: process.env.REPLICATE_BASE_URL || undefined,
-  // Large images go as Blobs: upload them, and fail rather than fall back to inline data URIs.
-  fileEncodingStrategy: "upload",
   // Outputs are plain JSON values, not FileOutput streams.
   useFileOutput: false,
 });
 
 export async function POST(request: Request): Promise<Response> {
-  return handleVerifyFace(request, { replicate, model: process.env.FACE_MODEL_VERSION });
+  return handleVerifyFace(request, {
+    replicate,
+    model: process.env.FACE_MODEL_VERSION || undefined,
+    deployment: process.env.FACE_MODEL_DEPLOYMENT || undefined,
+    timeoutMs: Number(process.env.FACE_VERIFY_TIMEOUT_MS) || DEFAULT_TIMEOUT_MS,
+    authorize,
+  });
 }
