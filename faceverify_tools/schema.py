@@ -155,6 +155,9 @@ def output_defaults(source: Path, class_name: str) -> set[str]:
     output_name = returns.id if isinstance(returns, ast.Name) else returns.value if isinstance(returns, ast.Constant) else None
     if output_name not in classes:
         raise NotImplementedError(f"the output class {ast.unparse(returns)} must be a class defined in {source.name} for this schema generator")
+    bases = [ast.unparse(base) for base in classes[output_name].bases]
+    if bases not in (["BaseModel"], ["cog.BaseModel"]):
+        raise NotImplementedError(f"the output class {output_name} must subclass cog's BaseModel alone for this schema generator, not {', '.join(bases)}")
     defaulted = set()
     for item in classes[output_name].body:
         if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name) and item.value is not None:

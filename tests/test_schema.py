@@ -229,6 +229,13 @@ def test_an_output_default_cog_would_not_read_is_refused(tmp_path, monkeypatch):
         small_predictor_schema(tmp_path, monkeypatch, source)
 
 
+def test_an_output_class_with_fields_from_another_class_is_refused(tmp_path, monkeypatch):
+    """Defaults declared in a parent class are not read here, so such an output stops the generator."""
+    source = SMALL_PREDICTOR.replace("class Result(BaseModel):", "class Base(BaseModel):\n    extra: int = 1\n\n\nclass Result(Base):")
+    with pytest.raises(NotImplementedError, match="must subclass cog's BaseModel alone"):
+        small_predictor_schema(tmp_path, monkeypatch, source)
+
+
 def test_cog_version_is_the_same_everywhere():
     """cog.yaml's build.sdk_version = the dev pins of cog and coglet = what is installed = the
     schema's version; requirements.txt names neither (cog build would strip them with a warning)."""
