@@ -116,14 +116,17 @@ data URI>)` in the temporary folder, so "tmp", eight random characters, then the
 def caller_image(value: Any) -> Any:
     """What the caller sent, made safe to read.
 
-    Cog writes an upload, URL or data URI to a new file in the temporary folder
-    (`cog.types.URLPath.convert`) before predict() runs; only a path of that shape is read, and it is
-    then opened without following links and read only if it is a regular file with one link
-    (`faceverify.images.read_upload`). Any other path (Cog's Path type accepts a plain string such
-    as `/etc/passwd` or `/tmp/other.jpg` as a local path) is handed on as text, which is decoded as
-    base64 and so refused with `image<N>_invalid`: no other file on the server is opened for a
-    caller. Another request's input file is protected by its random name, which a caller cannot
-    learn from this model's answers or logs.
+    coglet turns a string for a Path input into a file only when it starts with `http://`,
+    `https://` or `data:` (`coerce_typed_inputs` in its Rust source): it writes the download or the
+    decoded data URI to a new file in the temporary folder (`cog.types.URLPath.convert`) before
+    predict() runs. Any other string, such as `/etc/passwd`, reaches predict() as a `str` and is
+    decoded as base64, so refused with `image<N>_invalid` (tests/test_bad_inputs.py shows it over HTTP).
+    A Path is read only when it has the shape of Cog's input files, and then opened without following
+    links and read only if it is a regular file with one link (`faceverify.images.read_upload`).
+    Any other Path (from an in-process caller, or a Cog that made every string a path, as the SDK's
+    `cog.Path.validate` does) is handed on as text, refused the same way: no other file on the server
+    is opened for a caller. Another request's input file is protected by its random name, which a
+    caller cannot learn from this model's answers or logs.
     """
     if isinstance(value, LocalPath) and not written_by_cog(value):
         return str(value)

@@ -9,9 +9,10 @@ replicate/cog, which `cog build` runs statically on predict.py): the same compon
 property keywords, in the order Go's encoder writes them (sorted keys for plain maps, declaration
 order for the input and output properties and for the components and paths). The inputs and the
 output are read from the predictor itself with cog's own inspector (`cog._inspector`), and whether
-an `Input()` names a `default` from predict.py's source, as the static generator does. Only the
-types this generator knows are accepted; any other (unions, choices, iterators, custom coders)
-stops it with an error rather than writing a schema that could be wrong.
+an `Input()` names a `default`, and which output fields have one, from predict.py's source, as the
+static generator does. Only the types this generator knows are accepted; any other (unions,
+choices, iterators, custom coders, an output default that is not a literal) stops it with an error
+rather than writing a schema that could be wrong.
 
     script/generate-schema            write .cog/openapi_schema.json and the TypeScript types
     script/generate-schema --check    exit 1 when either is not what predict.py gives (what a test runs)
@@ -120,6 +121,54 @@ def explicit_defaults(source: Path, class_name: str) -> dict[str, bool]:
     raise LookupError(f"{class_name}.run or .predict not found in {source}")
 
 
+def is_literal(node: ast.expr) -> bool:
+    """Whether cog's static parser reads `node` as a default value (`parseDefaultValue` in
+    pkg/schema/python/literals.go): None, a bool, number or string, a negated number, or a list,
+    tuple, set or dict of those. Anything else (a call such as `field(default_factory=list)`, a
+    name) it does not read, and the field stays required."""
+    if isinstance(node, ast.Constant):
+        return node.value is None or isinstance(node.value, (bool, int, float, str))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        return isinstance(node.operand, ast.Constant) and isinstance(node.operand.value, (int, float)) and not isinstance(node.operand.value, bool)
+    if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+        return all(is_literal(item) for item in node.elts)
+    if isinstance(node, ast.Dict):
+        return all(key is not None and is_literal(key) for key in node.keys) and all(is_literal(value) for value in node.values)
+    return False
+
+
+def output_defaults(source: Path, class_name: str) -> set[str]:
+    """The fields of the predictor's output class (the return annotation of `class_name.run` or
+    `.predict`, a class defined in `source`) that have a default. cog's generator leaves such a
+    field out of `required` and writes no `default` for it. A default that is not a literal is
+    refused: cog would not read it as one and would keep the field required, while the class
+    itself would not need it, so the schema and the predictor would disagree."""
+    tree = ast.parse(source.read_text(encoding="utf-8"))
+    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+    if class_name not in classes:
+        raise LookupError(f"class {class_name} not found in {source}")
+    methods = [item for item in classes[class_name].body
+               if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.name in ("run", "predict")]
+    if not methods or methods[0].returns is None:
+        raise LookupError(f"{class_name}.run or .predict with a return annotation not found in {source}")
+    returns = methods[0].returns
+    output_name = returns.id if isinstance(returns, ast.Name) else returns.value if isinstance(returns, ast.Constant) else None
+    if output_name not in classes:
+        raise NotImplementedError(f"the output class {ast.unparse(returns)} must be a class defined in {source.name} for this schema generator")
+    bases = [ast.unparse(base) for base in classes[output_name].bases]
+    if bases not in (["BaseModel"], ["cog.BaseModel"]):
+        raise NotImplementedError(f"the output class {output_name} must subclass cog's BaseModel alone for this schema generator, not {', '.join(bases)}")
+    defaulted = set()
+    for item in classes[output_name].body:
+        if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name) and item.value is not None:
+            if not is_literal(item.value):
+                raise NotImplementedError(
+                    f"output field {output_name}.{item.target.id}: its default `{ast.unparse(item.value)}` is not a literal, "
+                    "which cog's schema generator does not read (it would mark the field required); give a literal default or none")
+            defaulted.add(item.target.id)
+    return defaulted
+
+
 def predictor_info() -> Any:
     """cog's own description of the predictor (inputs in order, output type), from `cog._inspector`."""
     source, class_name = predictor_ref()
@@ -167,8 +216,9 @@ def input_schema(info: Any, explicit: dict[str, bool]) -> dict[str, Any]:
     return sorted_keys(schema)
 
 
-def output_schema(info: Any) -> dict[str, Any]:
-    """components.schemas.Output, by the rules of cog's SchemaType.JSONSchema for a BaseModel output."""
+def output_schema(info: Any, defaulted: set[str]) -> dict[str, Any]:
+    """components.schemas.Output, by the rules of cog's SchemaType.JSONSchema for a BaseModel output:
+    a field is required unless it is nullable or in `defaulted` (it has a default); no default is written."""
     if info.output.kind.name != "OBJECT" or info.output.coder is not None:
         raise NotImplementedError("only a BaseModel output is supported by this schema generator")
     properties: dict[str, Any] = {}
@@ -178,7 +228,7 @@ def output_schema(info: Any) -> dict[str, Any]:
         prop = {**schema, "title": title_case(name)}
         if nullable:
             prop["nullable"] = True
-        else:
+        elif name not in defaulted:
             required.append(name)
         properties[name] = sorted_keys(prop)
     schema = {"properties": properties, "title": "Output", "type": "object"}
@@ -194,12 +244,13 @@ def json_response(schema: dict[str, Any], description: str = "Successful Respons
 VALIDATION_ERROR = json_response({"$ref": "#/components/schemas/HTTPValidationError"}, "Validation Error")
 
 
-def openapi_schema(info: Any, explicit: dict[str, bool], version: str) -> dict[str, Any]:
-    """The whole document, as cog's buildOpenAPISpec writes it for a predictor (not a trainer)."""
+def openapi_schema(info: Any, explicit: dict[str, bool], defaulted: set[str], version: str) -> dict[str, Any]:
+    """The whole document, as cog's buildOpenAPISpec writes it for a predictor (not a trainer).
+    `explicit` is from `explicit_defaults`, `defaulted` from `output_defaults`."""
     string = {"type": "string"}
     components = {
         "Input": input_schema(info, explicit),
-        "Output": output_schema(info),
+        "Output": output_schema(info, defaulted),
         "PredictionRequest": {
             "properties": {"id": {"title": "Id", **string}, "input": {"$ref": "#/components/schemas/Input"}},
             "title": "PredictionRequest", "type": "object",
@@ -262,7 +313,7 @@ def openapi_schema(info: Any, explicit: dict[str, bool], version: str) -> dict[s
 def generate() -> dict[str, Any]:
     """The schema for the predictor that cog.yaml names, as it is now."""
     source, class_name = predictor_ref()
-    return openapi_schema(predictor_info(), explicit_defaults(source, class_name), sdk_version())
+    return openapi_schema(predictor_info(), explicit_defaults(source, class_name), output_defaults(source, class_name), sdk_version())
 
 
 def render(schema: dict[str, Any]) -> str:

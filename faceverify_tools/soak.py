@@ -49,7 +49,7 @@ from PIL import Image
 
 from .cogserver import CogServer
 from .inputs import data_uri, png_claiming_size
-from .shared import DATA, TEST_PACK
+from .shared import DATA, TEST_PACK, shown
 
 WINDOW = 100
 PREDICT_TIMEOUT = 120.0
@@ -266,7 +266,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
         criteria["burst_served"] = {"value": burst_report["served"], "limit": total, "pass": burst_report["served"] == total}
     return {
         "command": shlex.join(["script/soak", *sys.argv[1:]]),
-        "weights": str(args.weights),
+        "weights": shown(args.weights),
         "count": args.count,
         "warmup": args.warmup,
         "window": window,

@@ -346,8 +346,8 @@ def cog_hands_over(value: object, cleanup: list[Path]) -> object:
     Bytes stand for an upload, which Cog writes to a temporary file. A `data:` or `http(s):` string
     goes through Cog's `Path.validate` and becomes a URLPath that coglet writes to a temporary file
     (`convert()`) before predict() runs; coglet hands any other string, and any other JSON value,
-    to predict() unchanged (observed with a probe predictor on this coglet, which runs without a
-    built schema, as the server fixture does).
+    to predict() unchanged (`coerce_typed_inputs` in coglet's Rust source; shown over HTTP by
+    test_a_plain_string_for_an_image_reaches_predict_as_text_over_http).
     """
     import cog
 
@@ -458,9 +458,30 @@ def test_data_uri_forms_cog_cannot_decode_never_match_and_leave_the_server_up(se
     assert server.wait_until({"READY"}, timeout=10)["status"] == "READY"
 
 
-# Cog's Python SDK turns *every* string for a `Path` input into a Path (`cog.Path.validate`), the
-# form tests/test_predict.py uses for server paths. Whether a built image's coglet does this for
-# plain strings could not be checked without Docker; if it does, these are what predict() sees.
+def test_a_plain_string_for_an_image_reaches_predict_as_text_over_http(server):
+    """coglet turns a string sent for a `Path` input into a file only when it starts with `http://`,
+    `https://` or `data:` (`coerce_typed_inputs` in its Rust source); the schema's `format: uri` is
+    not enforced (no 422). Any other string reaches predict() as a `str`, decoded as base64 and so
+    refused with `image1_invalid`. Shown with the name of a real photo in the server's temporary
+    folder, named as Cog names its input files: made a path, it would be read and match."""
+    photo = written_file(raw(SAME_PERSON))
+    try:
+        assert predict.written_by_cog(photo), "a path of this shape is read"
+        for text in ("/etc/passwd", str(photo)):
+            response = server.predict({"image1": text, "image2": f"data:image/jpeg;base64,{b64(raw(REFERENCE))}"})
+            assert response.status_code == 200, response.text[:500]
+            body = response.json()
+            assert body["status"] == "succeeded", body
+            output = body["output"]
+            assert (output["error_code"], output["match"], output["similarity"]) == ("image1_invalid", False, None), output
+            assert output["error"].startswith("image1: the image is a URL or a file path that the model cannot use"), output
+    finally:
+        photo.unlink()
+
+
+# A caller in the same process (or a Cog whose server converted every string, as the SDK's own
+# `cog.Path.validate` does) can hand predict() a Path for any string: the form tests/test_predict.py
+# uses for server paths. coglet 0.23 does not (the test above); these are what the guard answers.
 SDK_PATH_STRINGS = [
     pytest.param("/etc/passwd", "invalid", id="etc-passwd"),
     pytest.param(str(CASES / SAME_PERSON), "invalid", id="real-photo-path-on-server"),

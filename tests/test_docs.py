@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ from conftest import REPO
 
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), REPO / "integrations" / "nextjs" / "README.md"]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
+CITED_REPORT = re.compile(r"\b(?:docs|reports)/[\w./-]+\.json\b")
+"""A report named by its path from the repository root, as a command's `--json` writes it."""
 
 
 def anchors(markdown: Path) -> set[str]:
@@ -36,6 +39,16 @@ def test_every_relative_link_resolves(document):
         elif anchor and linked.suffix == ".md" and anchor not in anchors(linked):
             broken.append(target)
     assert broken == []
+
+
+def test_every_report_the_docs_cite_is_committed():
+    """A figure's evidence is in every clone: each report named in the README or docs/ (such as
+    `--json docs/operations/soak-300.json`) exists and is not git-ignored."""
+    cited = sorted({path for document in DOCUMENTS for path in CITED_REPORT.findall(document.read_text())})
+    assert "docs/operations/soak-300.json" in cited
+    missing = [path for path in cited if not (REPO / path).is_file()]
+    ignored = subprocess.run(["git", "check-ignore", *cited], cwd=REPO, capture_output=True, text=True, check=False).stdout.split()
+    assert (missing, ignored) == ([], [])
 
 
 def test_readme_stays_short():

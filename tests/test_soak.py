@@ -14,6 +14,7 @@ import subprocess
 import sys
 
 from conftest import REPO, SHARED, TEST_PACK
+from faceverify_tools.shared import shown
 
 SOAK = REPO / "script" / "soak"
 
@@ -32,6 +33,7 @@ def test_soak_runs_and_reports_every_figure(tmp_path):
     assert "soak: PASSED" in result.stdout and "p95 latency first 6 -> last 6" in result.stdout
     report = json.loads(report_path.read_text())
     assert report["passed"] is True and report["failures"] == []
+    assert report["weights"] == shown(TEST_PACK) and not report["weights"].startswith("/"), "no machine's absolute path in a report"
     assert report["count"] == 12 and len(report["latency_s"]["all"]) == 12
     assert len(report["rss_mb"]["processes_end"]) >= 2, "the server and its predictor worker are both measured"
     assert report["rss_mb"]["after_warmup"] > 100 and abs(report["rss_mb"]["growth"]) < 50

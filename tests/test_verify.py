@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from conftest import case, encode
+from faceverify.compare import SIMILARITY_DECIMALS
 from faceverify.faces import DETECTION_SIDE
 from faceverify.images import decode_image
 from faceverify.verifier import FACE_DETAIL
@@ -223,11 +224,17 @@ def test_bad_thresholds_are_caller_errors(verifier, threshold):
         verifier.verify(case("single-face/obama.jpg"), case("single-face/obama2.jpg"), threshold)
 
 
-@pytest.mark.parametrize("threshold", [0.0, 1.0])
-def test_threshold_bounds_decide_the_match(verifier, threshold):
-    result = verifier.verify(case("single-face/obama.jpg"), case("single-face/biden.jpg"), threshold)
-    assert result.threshold == threshold
-    assert result.match is (result.similarity >= threshold)
+def test_a_pair_matches_at_its_own_similarity_and_not_just_above_it(verifier):
+    """The match decision on a real pair: true at a threshold equal to its (returned) similarity or
+    just below, false just above, at the bounds as at any other threshold."""
+    pair = (case("single-face/obama.jpg"), case("single-face/obama2.jpg"))
+    similarity = verifier.verify(*pair).similarity
+    assert 0.0 < similarity < 1.0
+    step = 10 ** -SIMILARITY_DECIMALS  # the similarity's last decimal
+    answers = {threshold: verifier.verify(*pair, threshold) for threshold in (0.0, similarity - step, similarity, similarity + step, 1.0)}
+    assert {threshold: result.similarity for threshold, result in answers.items()} == dict.fromkeys(answers, similarity)
+    assert {threshold: result.threshold for threshold, result in answers.items()} == {threshold: threshold for threshold in answers}
+    assert [result.match for result in answers.values()] == [True, True, True, False, False]
 
 
 def test_error_results_still_carry_the_threshold_and_finite_numbers(verifier):
