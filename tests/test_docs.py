@@ -12,7 +12,7 @@ from conftest import REPO
 
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), REPO / "integrations" / "nextjs" / "README.md"]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
-CITED_REPORT = re.compile(r"\b(?:docs|reports)/[\w./-]+\.json\b")
+CITED_REPORT = re.compile(r"(?<![\w./-])(?:[\w.-]+/)*(?:docs|reports)/[\w./-]+\.json\b")
 """A report named by its path from the repository root, as a command's `--json` writes it."""
 
 
@@ -43,11 +43,17 @@ def test_every_relative_link_resolves(document):
 
 def test_every_report_the_docs_cite_is_committed():
     """A figure's evidence is in every clone: each report named in the README or docs/ (such as
-    `--json docs/operations/soak-300.json`) exists and is not git-ignored."""
-    cited = sorted({path for document in DOCUMENTS for path in CITED_REPORT.findall(document.read_text())})
+    `--json docs/operations/soak-300.json`, from the repository root or from the document's folder)
+    exists and is not git-ignored."""
+    cited = {}
+    for document in DOCUMENTS:
+        for path in CITED_REPORT.findall(document.read_text()):
+            candidates = [REPO / path, document.parent / path]
+            cited[path] = next((candidate.resolve() for candidate in candidates if candidate.is_file()), None)
     assert "docs/operations/soak-300.json" in cited
-    missing = [path for path in cited if not (REPO / path).is_file()]
-    ignored = subprocess.run(["git", "check-ignore", *cited], cwd=REPO, capture_output=True, text=True, check=False).stdout.split()
+    missing = sorted(path for path, found in cited.items() if found is None)
+    found = [str(found.relative_to(REPO)) for found in cited.values() if found is not None]
+    ignored = subprocess.run(["git", "check-ignore", *found], cwd=REPO, capture_output=True, text=True, check=False).stdout.split()
     assert (missing, ignored) == ([], [])
 
 
