@@ -15,14 +15,14 @@ PAIRS = 3
 """Same-person and different-person pairs of View 1 to run (the command's --limit)."""
 
 
-def test_the_command_reports_every_figure(tmp_path):
+def test_the_command_reports_every_figure(tmp_path, verifier):
     completed = subprocess.run([str(REPO / "script" / "measure-kyc-checks"), "--limit", str(PAIRS), "--workers", "1",
                                 "--weights", str(TEST_PACK), "--out", str(tmp_path)],
                                check=False, capture_output=True, text=True, timeout=600,
                                env=dict(os.environ, FACEVERIFY_PYTHON=sys.executable))
     assert completed.returncode == 0, completed.stderr
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["genuine_pairs"] == report["impostor_pairs"] == PAIRS and report["threshold"] == 0.425
+    assert report["genuine_pairs"] == report["impostor_pairs"] == PAIRS and report["threshold"] == verifier.default_threshold
     assert not os.path.isabs(report["weights"]) and not any(os.path.isabs(path) for path in report["pairs_files"])
 
     detection = report["same_photo_detection"]
