@@ -24,9 +24,10 @@ class Output(BaseModel):
     """One flat record (Cog has no nested outputs). `match` is false whenever `error_code` is set.
 
     `false_match_rate` is the upper 95% confidence bound on the false match rate at `similarity`,
-    read from the pack's calibration (which records its data and the population it represents):
-    never 0, and null when no comparison was made or the pack's rate is unknown (buffalo_l as
-    shipped). Error rates differ between demographic groups: docs/accuracy.md says for whom it holds.
+    the highest over the populations the pack's calibration holds (each with its data and whom it
+    represents; the test pack: LFW View 1 and South Asian film actors): never 0, never below what
+    their people can check, and null when no comparison was made or the pack's rate is unknown
+    (buffalo_l as shipped). Other populations may differ: docs/accuracy.md says for whom it holds.
 
     `image<N>_quality_issues` lists the compared face's quality issue codes (empty when there are
     none or no face was aligned); `image<N>_quality_score` (0-100, under 50 with an issue) and the

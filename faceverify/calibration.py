@@ -1,20 +1,26 @@
 """A pack's calibration: its default threshold, and what a similarity means in error rates.
 
-A calibration file is JSON, written by `script/evaluate --write-calibration` (or by hand, without a
-table, for a pack that cannot be measured here):
+A calibration file is JSON, written by `script/evaluate --write-calibration` (or by hand, with an
+empty population list, for a pack that cannot be measured here):
 
-    {"format": 2, "model_id": "...", "sha256": {"detection": "...", "recognition": "..."},
+    {"format": 3, "model_id": "...", "sha256": {"detection": "...", "recognition": "..."},
      "default_threshold": 0.4, "target_fmr": 0.0001, "target_supported": true, "confidence": 0.95,
-     "method": "how the threshold was chosen", "source": "the data", "population": "whom it represents",
-     "date": "...", "images": ..., "people": ..., "impostor_pairs": ..., "genuine_pairs": ...,
+     "method": "how the threshold was chosen", "source": "the data, all populations", "date": "...",
      "operating_points": [...], "at_default": {...},
-     "table": [{"threshold": -1.0, "impostors_at_or_above": ..., "genuine_below": ...,
-                "fmr": ..., "fmr_upper": ..., "fnmr": ...}, ...]}
+     "populations": [{"name": "...", "source": "the data", "population": "whom it represents",
+                      "images": ..., "people": ..., "impostor_pairs": ..., "genuine_pairs": ...,
+                      "floor": ..., "operating_points": [...],
+                      "table": [{"threshold": -1.0, "impostors_at_or_above": ..., "genuine_below": ...,
+                                 "fmr": ..., "fmr_upper": ..., "fnmr": ...}, ...]}, ...]}
 
-Each table row holds, for one threshold of a grid, the calibration impostor pairs scoring at or
-above it and the genuine pairs below it, the false match rate (FMR) they give, its one-sided upper
-confidence bound (`fmr_upper`, computed when the file was written, never 0) and the false non-match
-rate (FNMR). A file applies to a pack when its `sha256` equals the pack's; it is found in the pack
+Each population is one sample of people, measured apart: a rate pooled over populations would hide
+the worst one. Each table row holds, for one threshold of a grid, the population's impostor pairs
+scoring at or above it and its genuine pairs below it, the false match rate (FMR) they give, its
+one-sided upper confidence bound (`fmr_upper`, never below the population's `floor`, the smallest
+rate its sample of people can check) and the false non-match rate (FNMR). The default threshold
+meets `target_fmr` in every population (when `target_supported`), and the false match rate at a
+similarity is the highest bound over the populations. `populations: []` says the pack's FMR was not
+measured. A file applies to a pack when its `sha256` equals the pack's; it is found in the pack
 folder (`calibration.json`) or among the files shipped in `faceverify/calibrations/`.
 """
 
@@ -31,6 +37,8 @@ from .errors import ModelPackError
 
 SHIPPED = Path(__file__).parent / "calibrations"
 
+REWRITE = "rewrite it with script/evaluate --write-calibration (docs/operations.md)"
+
 
 @dataclass(frozen=True)
 class RatePoint:
@@ -43,24 +51,42 @@ class RatePoint:
 
 
 @dataclass(frozen=True)
+class Population:
+    """One measured sample of people: what it is, how large, and its error-rate table.
+
+    `floor` is the smallest FMR its sample of people can check; no rate read from it is lower."""
+
+    name: str
+    source: str
+    description: str
+    table: tuple[RatePoint, ...]
+    impostor_pairs: int
+    floor: float
+
+    def false_match_rate(self, similarity: float) -> float:
+        """The upper bound on the FMR at `similarity`, at least `floor`.
+
+        Read at the table's largest threshold not above `similarity`, so between grid points the
+        answer errs high (the bound falls as the threshold rises); below the table it is 1."""
+        position = bisect.bisect_right([point.threshold for point in self.table], similarity) - 1
+        return max(self.table[position].fmr_upper, self.floor) if position >= 0 else 1.0
+
+
+@dataclass(frozen=True)
 class Calibration:
-    """How the pack's default threshold was chosen, and (when measured) its error-rate table."""
+    """How the pack's default threshold was chosen, and (when measured) each population's table."""
 
     default_threshold: float
     method: str
     source: str
-    table: tuple[RatePoint, ...] = ()
-    impostor_pairs: int | None = None
+    populations: tuple[Population, ...] = ()
 
     def false_match_rate(self, similarity: float) -> float | None:
-        """The upper confidence bound on the FMR at `similarity`, never 0; None without a table.
-
-        Read at the table's largest threshold not above `similarity`, so between grid points the
-        answer errs high (the bound falls as the threshold rises); below the table it is 1."""
-        if not self.table:
+        """The highest upper bound on the FMR at `similarity` over the populations, never 0; None
+        when no population was measured."""
+        if not self.populations:
             return None
-        position = bisect.bisect_right([point.threshold for point in self.table], similarity) - 1
-        return self.table[position].fmr_upper if position >= 0 else 1.0
+        return max(population.false_match_rate(similarity) for population in self.populations)
 
 
 def find_calibration(folder: Path, sha256: dict[str, str]) -> Calibration | None:
@@ -84,34 +110,67 @@ def parse_calibration(record: dict, origin: Path) -> Calibration:
     threshold = record.get("default_threshold")
     if not _is_number(threshold) or not 0.0 <= threshold <= 1.0:
         raise ModelPackError(f"Calibration file {origin} has no default_threshold in [0, 1].")
-    rows = record.get("table", [])
-    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
-        raise ModelPackError(f"Calibration file {origin} has a malformed table: it must be a list of rows.")
+    entries = record.get("populations")
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+        raise ModelPackError(
+            f"Calibration file {origin} has no populations field (a list of the populations measured, each with its "
+            f"source, whom it represents, its counts and table; [] when none was measured): {REWRITE}."
+        )
+    populations = tuple(parse_population(entry, origin) for entry in entries)
+    names = [population.name for population in populations]
+    if len(set(names)) != len(names):
+        raise ModelPackError(f"Calibration file {origin} names a population twice: {names}.")
+    target = record.get("target_fmr")
+    if populations and record.get("target_supported") is True and _is_number(target):
+        for population in populations:
+            if population.false_match_rate(threshold) > target:
+                raise ModelPackError(
+                    f"Calibration file {origin}: its default_threshold {threshold} does not meet its target_fmr "
+                    f"{target:g} in population {population.name!r} (bound {population.false_match_rate(threshold):.3g}); "
+                    f"the default must meet the target in every population: {REWRITE}."
+                )
+    return Calibration(
+        default_threshold=float(threshold),
+        method=str(record.get("method", "")),
+        source=str(record.get("source", origin.name)),
+        populations=populations,
+    )
+
+
+def parse_population(entry: dict, origin: Path) -> Population:
+    """One population of a calibration file; raises ModelPackError naming `origin` and the population."""
+    name = entry.get("name")
+    where = f"Calibration file {origin}, population {name!r},"
+    for field in ("name", "source", "population"):
+        if not isinstance(entry.get(field), str) or not entry[field].strip():
+            raise ModelPackError(f"{where} has no {field} (every population states its name, its source and whom it "
+                                 f"represents in `population`): {REWRITE}.")
+    rows = entry.get("table")
+    if not isinstance(rows, list) or not rows or not all(isinstance(row, dict) for row in rows):
+        raise ModelPackError(f"{where} has a malformed table: it must be a non-empty list of rows.")
     table = []
     for row in rows:
         values = [row.get(key) for key in ("threshold", "fmr", "fmr_upper")]
         fnmr = row.get("fnmr")
         if not all(_is_number(value) for value in values) or not (fnmr is None or _is_number(fnmr)):
             raise ModelPackError(
-                f"Calibration file {origin} has a malformed table: every row needs the numbers threshold, fmr, "
-                "fmr_upper and fnmr (rewrite a file from before the upper bound with script/evaluate --write-calibration)."
+                f"{where} has a malformed table: every row needs the numbers threshold, fmr, fmr_upper and fnmr "
+                f"(a file from before the upper bound: {REWRITE})."
             )
         table.append(RatePoint(float(values[0]), float(values[1]), float(values[2]), None if fnmr is None else float(fnmr)))
     if any(not 0.0 <= point.fmr <= point.fmr_upper <= 1.0 or point.fmr_upper == 0.0 for point in table):
-        raise ModelPackError(f"Calibration file {origin}: every row needs 0 <= fmr <= fmr_upper <= 1 and fmr_upper > 0 "
+        raise ModelPackError(f"{where} every row needs 0 <= fmr <= fmr_upper <= 1 and fmr_upper > 0 "
                              "(a finite sample never shows a false match rate of 0).")
     if any(a.threshold >= b.threshold or a.fmr_upper < b.fmr_upper for a, b in itertools.pairwise(table)):
-        raise ModelPackError(f"Calibration file {origin}: table thresholds must rise and fmr_upper must not.")
-    impostors = record.get("impostor_pairs")
-    if table and (isinstance(impostors, bool) or not isinstance(impostors, int) or impostors <= 0):
-        raise ModelPackError(f"Calibration file {origin} has a table but no positive impostor_pairs count.")
-    return Calibration(
-        default_threshold=float(threshold),
-        method=str(record.get("method", "")),
-        source=str(record.get("source", origin.name)),
-        table=tuple(table),
-        impostor_pairs=impostors if isinstance(impostors, int) and not isinstance(impostors, bool) else None,
-    )
+        raise ModelPackError(f"{where} table thresholds must rise and fmr_upper must not.")
+    impostors = entry.get("impostor_pairs")
+    if isinstance(impostors, bool) or not isinstance(impostors, int) or impostors <= 0:
+        raise ModelPackError(f"{where} has no positive impostor_pairs count.")
+    floor = entry.get("floor")
+    if not _is_number(floor) or not 0.0 < floor < 1.0 or any(point.fmr_upper < floor for point in table):
+        raise ModelPackError(f"{where} needs a floor in (0, 1), the smallest rate its sample of people can check, "
+                             f"with no fmr_upper below it: {REWRITE}.")
+    return Population(str(name), entry["source"], entry["population"], tuple(table), impostors, float(floor))
 
 
 def _is_number(value: object) -> bool:

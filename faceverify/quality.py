@@ -57,7 +57,14 @@ DARK_LEVEL = 40
 """A face pixel whose luma (0-255) is at or below this counts as underexposed."""
 
 BRIGHT_LEVEL = 250
-"""A face pixel with a colour channel at or above this counts as overexposed (clipped: burnt out)."""
+"""A face pixel with a colour channel at or above this is clipped; it counts as overexposed when it
+is also bright overall (BRIGHT_LUMA)."""
+
+BRIGHT_LUMA = 180
+"""The luma (0-255) a clipped face pixel must reach to count as overexposed (burnt out). On brown
+skin in warm light the red channel alone clips on pixels of middling luma while the face keeps its
+detail: that is the skin's colour, not overexposure. Chosen on LFW View 1 and the South Asian set
+(docs/quality.md, "South Asian faces")."""
 
 NOSE_DEPTH = 0.4
 """How far the nose tip stands in front of the eyes and mouth, in eye distances (a generic adult
@@ -77,8 +84,8 @@ class QualityMeasures:
     right) or height (top, bottom); negative when the box runs past the edge. `yaw`, `roll`:
     degrees, estimated from the five landmarks (roll: the eye line's tilt; yaw: turned sideways).
     `sharpness`: 0 (no detail) to 1, on the aligned face. `underexposure`, `overexposure`: shares of
-    the face's pixels whose luma is at or below DARK_LEVEL, and with a channel at or above
-    BRIGHT_LEVEL. `second_face`: how
+    the face's pixels whose luma is at or below DARK_LEVEL, and that are clipped (a channel at or
+    above BRIGHT_LEVEL) with a luma of at least BRIGHT_LUMA. `second_face`: how
     prominent the next most prominent face is beside the chosen one (square root of the ratio of
     `faces.prominence`, so about the ratio of their sizes), 0 when there is none."""
 
@@ -155,7 +162,7 @@ def measure_quality(pixels: np.ndarray, scale: float, faces: list[DetectedFace],
         yaw=yaw, roll=roll,
         sharpness=sharpness(cv2.cvtColor(region(crop, SHARPNESS_REGION), cv2.COLOR_BGR2GRAY).astype(np.float32)),
         underexposure=float(np.count_nonzero(luma <= DARK_LEVEL)) / luma.size,
-        overexposure=float(np.count_nonzero(skin.max(axis=2) >= BRIGHT_LEVEL)) / luma.size,
+        overexposure=float(np.count_nonzero((skin.max(axis=2) >= BRIGHT_LEVEL) & (luma >= BRIGHT_LUMA))) / luma.size,
         second_face=second,
     )
 

@@ -35,7 +35,8 @@ def small_run(tmp_path_factory):
 
 def test_reports_false_alarms_for_every_issue_and_role(small_run):
     report, _, stdout = small_run
-    assert report["same_person_pairs"] == PAIRS and report["default_threshold"] == 0.425
+    shipped = json.loads((REPO / "faceverify" / "calibrations" / "scrfd2.5g-sface.json").read_text())["default_threshold"]
+    assert report["same_person_pairs"] == PAIRS and report["default_threshold"] == shipped
     assert report["rules"]["reference"]["max_second_face"] is None
     assert not os.path.isabs(report["model_pack"]) and not any(os.path.isabs(path) for path in report["pairs_files"])
     for name in ("photos as probes", "photos as references", "cards as references"):
@@ -93,7 +94,8 @@ def test_second_face_control_compares_the_face_with_a_grey_picture():
     completed = run("--second-face-control", "--limit-pairs", "3")
     assert completed.returncode == 0, completed.stderr
     lines = completed.stdout.splitlines()
-    assert lines[0].startswith("3 same-person pairs, threshold 0.425: clean FNMR")
+    shipped = json.loads((REPO / "faceverify" / "calibrations" / "scrfd2.5g-sface.json").read_text())["default_threshold"]
+    assert lines[0].startswith(f"3 same-person pairs, threshold {shipped}: clean FNMR")
     for size in ("0.7", "0.8"):
         assert any(line.strip().startswith(f"{size} second face   FNMR") for line in lines)
         assert any(line.strip().startswith(f"{size} grey instead  FNMR") for line in lines)

@@ -29,15 +29,59 @@ def test_shipped_test_pack_calibration_shows_its_target_with_its_counts(verifier
     record = json.loads(text)
     assert len(text.encode()) < 200_000 and record["sha256"] == verifier.pack.sha256
     assert record["target_fmr"] == 1e-4 and record["confidence"] == 0.95 and record["target_supported"] is True
-    assert record["at_default"]["threshold"] == record["default_threshold"] and record["at_default"]["fmr_upper"] <= 1e-4
-    assert record["impostor_pairs"] >= 30_000 and record["genuine_pairs"] > 0 and record["images"] > record["people"] > 0
-    assert "LFW View 1" in record["source"] and "South Asian" in record["population"]
-    rows = record["table"]
-    below = [row for row in rows if row["threshold"] < record["default_threshold"]]
-    assert all(row["fmr_upper"] > 1e-4 for row in below)  # the default is the LOWEST threshold meeting the target
-    assert all(row["fmr_upper"] > 0 and row["fmr"] <= row["fmr_upper"] for row in rows)
+    populations = record["populations"]
+    by_name = {entry["name"]: entry for entry in populations}
+    assert "LFW View 1" in by_name["lfw-view1"]["source"] and "South Asian" in by_name["south-asian-imfdb"]["population"]
     calibration = verifier.pack.calibration
-    assert min(calibration.false_match_rate(s / 1000) for s in range(-1000, 1001)) == rows[-1]["fmr_upper"] > 0
+    for entry, loaded in zip(populations, calibration.populations, strict=True):
+        assert entry["population"].strip() and entry["source"].strip()
+        assert entry["impostor_pairs"] >= 30_000 and entry["genuine_pairs"] > 0 and entry["images"] > entry["people"] > 0
+        rows = entry["table"]
+        assert all(row["fmr_upper"] >= entry["floor"] > 0 and row["fmr"] <= row["fmr_upper"] for row in rows)
+        at = record["at_default"]["populations"][entry["name"]]
+        assert at["threshold"] == record["default_threshold"] and at["fmr_upper"] <= 1e-4
+        # the rate a prediction carries is never below the floor of any population, however high the similarity
+        assert min(loaded.false_match_rate(s / 1000) for s in range(-1000, 1001)) == loaded.floor == entry["floor"]
+    # the default is the LOWEST threshold meeting the target in every population at once
+    below = [row["threshold"] for row in populations[0]["table"] if 0 <= row["threshold"] < record["default_threshold"]]
+    assert all(max(entry["table"][index]["fmr_upper"] for entry in populations) > 1e-4
+               for index, row in enumerate(populations[0]["table"]) if row["threshold"] in below)
+    assert min(calibration.false_match_rate(s / 1000) for s in range(-1000, 1001)) == max(p.floor for p in calibration.populations)
+
+
+def test_two_populations_the_worse_sets_the_default_and_the_rate(pack_copy, verifier):
+    """The shipped calibration's LFW population alone, then with a second population made from it
+    whose bounds are those of a threshold 0.05 higher (a harder population): loaded with the real
+    pack, the default and every prediction's rate follow the harder one."""
+    from faceverify_tools.evaluation import calibrate
+
+    shipped = json.loads((SHIPPED / "scrfd2.5g-sface.json").read_text())
+    lfw = next(entry for entry in shipped["populations"] if entry["name"] == "lfw-view1")
+    shift = 10  # grid steps of 0.005
+    rows = lfw["table"]
+    harder = dict(lfw, name="harder", population="a population whose impostors score 0.05 higher",
+                  table=[dict(row, **{key: rows[max(index - shift, 0)][key] for key in ("impostors_at_or_above", "fmr", "fmr_upper")})
+                         for index, row in enumerate(rows)])
+    alone = calibrate.calibration_record([lfw], shipped["model_id"], verifier.pack.sha256, 1e-4, date="2026-12-03")
+    both = calibrate.calibration_record([lfw, harder], shipped["model_id"], verifier.pack.sha256, 1e-4, date="2026-12-03")
+    assert both["default_threshold"] == round(alone["default_threshold"] + 0.05, 3)
+    (pack_copy / "calibration.json").write_text(calibrate.calibration_json(both))
+    loaded = FaceVerifier.load(pack_copy)
+    assert loaded.default_threshold == both["default_threshold"]
+    result = loaded.verify(case("single-face/obama.jpg"), case("single-face/biden.jpg"))
+    lfw_rate, harder_rate = (population.false_match_rate(result.similarity) for population in loaded.pack.calibration.populations)
+    assert result.false_match_rate == max(lfw_rate, harder_rate) == harder_rate > lfw_rate
+
+
+def test_a_calibration_without_the_population_field_fails_setup(pack_copy, verifier):
+    record = json.loads((SHIPPED / "scrfd2.5g-sface.json").read_text())
+    del record["populations"][-1]["population"]
+    (pack_copy / "calibration.json").write_text(json.dumps(record))
+    error = load_error(pack_copy)
+    assert "calibration.json" in error and "has no population" in error and "whom it represents" in error
+    del record["populations"]
+    (pack_copy / "calibration.json").write_text(json.dumps(record))
+    assert "has no populations field" in load_error(pack_copy)
 
 
 def test_buffalo_l_keeps_its_unmeasured_default_and_no_rate():
@@ -93,11 +137,11 @@ def test_manifest_without_sha256_is_refused(pack_copy):
 
 
 def test_calibration_in_the_pack_folder_sets_the_default(pack_copy, verifier):
-    record = {"sha256": verifier.pack.sha256, "default_threshold": 0.5, "method": "test", "source": "test"}
+    record = {"sha256": verifier.pack.sha256, "default_threshold": 0.5, "method": "test", "source": "test", "populations": []}
     (pack_copy / "calibration.json").write_text(json.dumps(record))
     loaded = FaceVerifier.load(pack_copy)
     assert loaded.default_threshold == 0.5
-    # a calibration without a measured table gives no false match rate
+    # a calibration without a measured population gives no false match rate
     assert loaded.verify(case("single-face/obama.jpg"), case("single-face/obama2.jpg")).false_match_rate is None
 
 
@@ -106,7 +150,8 @@ def test_calibration_in_the_pack_folder_sets_the_default(pack_copy, verifier):
     ([{"threshold": 0.3, "fmr": 0.0, "fmr_upper": 0.0, "fnmr": 0.01}], "never shows a false match rate of 0"),
 ])
 def test_malformed_calibration_in_the_pack_folder_fails_setup(pack_copy, verifier, table, message):
-    record = {"sha256": verifier.pack.sha256, "default_threshold": 0.5, "impostor_pairs": 1600, "table": table}
+    entry = {"name": "p", "source": "s", "population": "whom", "impostor_pairs": 1600, "floor": 1e-5, "table": table}
+    record = {"sha256": verifier.pack.sha256, "default_threshold": 0.5, "populations": [entry]}
     (pack_copy / "calibration.json").write_text(json.dumps(record))
     error = load_error(pack_copy)
     assert "calibration.json" in error and message in error

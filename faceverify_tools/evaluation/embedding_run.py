@@ -19,15 +19,21 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-PHOTO, CARD = "photo", "card"
+PHOTO, CARD, PADDED = "photo", "card", "padded"
+
+PAD_GREY = (128, 128, 128)
+"""The colour of the border `padded` adds around an image: plain mid-grey, like a studio backdrop."""
 
 
 @dataclass(frozen=True)
 class ImageTask:
-    """One image to embed: an image file as it is (`photo`), or a synthetic ID card made from it (`card`)."""
+    """One image to embed: an image file as it is (`photo`), a synthetic ID card made from it (`card`),
+    or the file inside a grey border `pad` times its longer side wide on each side (`padded`), for a
+    crop cut so tight around the face that the detector finds none."""
 
     kind: str
     path: Path
+    pad: float = 0.0
 
     @property
     def card_seed(self) -> int:
@@ -71,6 +77,8 @@ def _embed_one(task: ImageTask) -> ImageOutcome:
     if task.kind == CARD:
         with Image.open(task.path) as photo:
             value: Path | bytes = make_id_card(photo, task.card_seed)
+    elif task.kind == PADDED:
+        value = padded(task.path, task.pad)
     else:
         value = task.path
     try:
@@ -81,6 +89,35 @@ def _embed_one(task: ImageTask) -> ImageOutcome:
     x1, y1, x2, y2 = found.face.box
     offset = math.hypot((x1 + x2) / 2 / width - 0.5, (y1 + y2) / 2 / height - 0.5)
     return ImageOutcome(task, _verifier.embed([found])[0], None, round(offset, 3), found.quality.measures)
+
+
+def padded(path: Path, share: float) -> bytes:
+    """The image at `path` inside a PAD_GREY border `share` times its longer side wide, as PNG bytes (lossless)."""
+    import io
+
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as image:
+        framed = ImageOps.expand(image.convert("RGB"), border=round(share * max(image.size)), fill=PAD_GREY)
+    buffer = io.BytesIO()
+    framed.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def embed_with_padding(tasks: list[ImageTask], pack_path: str | Path, pad: float | None, workers: int | None = None,
+                       progress: bool = True) -> dict[ImageTask, ImageOutcome]:
+    """`embed_images`, then, with `pad`, each image that yielded `no_face` once more inside a border
+    (`padded`); its outcome is the padded one when that finds a face. Outcomes keep the original task."""
+    outcomes = embed_images(tasks, pack_path, workers, progress)
+    if not pad:
+        return outcomes
+    retry = {ImageTask(PADDED, task.path, pad): task for task, outcome in outcomes.items()
+             if outcome.problem == "no_face" and task.kind == PHOTO}
+    if retry:
+        for task, outcome in embed_images(list(retry), pack_path, workers, progress).items():
+            if outcome.embedding is not None:
+                outcomes[retry[task]] = outcome
+    return outcomes
 
 
 def embed_images(tasks: list[ImageTask], pack_path: str | Path, workers: int | None = None,
