@@ -13,8 +13,8 @@ slightly blurred (compression and resampling noise), after registering one onto 
 affine transform (the landmarks' small misfit), over the inner face (the card's portrait frame
 and the photo's background lie outside it). It is the correlation coefficient left after that
 registration (OpenCV's enhanced correlation coefficient, Evangelidis and Psarakis 2008): near 1
-for a copy. `is_same_photo` compares it with SAME_PHOTO_LIKENESS, after a cheap screen
-(`looks_alike`) so that the registration runs only for faces that look alike.
+for a copy. `screened_likeness` runs it only for faces that pass a cheap screen (`looks_alike`); the
+verifier refuses a selfie whose likeness reaches SAME_PHOTO_LIKENESS.
 
 This is not liveness: a new photo of a printed card or of a screen is a new picture and passes.
 The thresholds were chosen on LFW View 1 with `script/measure-kyc-checks` (docs/kyc-checks.md).
@@ -99,8 +99,10 @@ def photo_likeness(crop1: np.ndarray, crop2: np.ndarray) -> float:
     return float(likeness) if moved <= MAX_WARP and bent <= MAX_WARP and np.isfinite(likeness) else unregistered
 
 
-def is_same_photo(crop1: np.ndarray, crop2: np.ndarray) -> bool:
-    """True when two aligned face crops are one photo (a copy, crop, rescale, re-encode, greyscale
-    or slight rotation of it): `looks_alike` at least SCREEN_LIKENESS and `photo_likeness` at least
+def screened_likeness(crop1: np.ndarray, crop2: np.ndarray) -> tuple[float, float | None]:
+    """(`looks_alike`, `photo_likeness`) of two aligned face crops; the likeness is None, and the
+    registration never run, when the screen is under SCREEN_LIKENESS. The crops are one photo (a
+    copy, crop, rescale, re-encode, greyscale or slight rotation of it) when the likeness is at least
     SAME_PHOTO_LIKENESS."""
-    return looks_alike(crop1, crop2) >= SCREEN_LIKENESS and photo_likeness(crop1, crop2) >= SAME_PHOTO_LIKENESS
+    screen = looks_alike(crop1, crop2)
+    return screen, photo_likeness(crop1, crop2) if screen >= SCREEN_LIKENESS else None

@@ -43,7 +43,7 @@ from .images import (
 )
 from .modelpack import ModelPack, load_model_pack
 from .quality import Quality, QualityIssue, Role, assess, measure_quality, with_issue
-from .same_photo import SAME_PHOTO_LIKENESS, SCREEN_LIKENESS, looks_alike, photo_likeness
+from .same_photo import SAME_PHOTO_LIKENESS, screened_likeness
 from .threads import max_concurrency, set_opencv_threads
 
 ImageInput = bytes | str | Path | None
@@ -322,8 +322,7 @@ class FaceVerifier:
                 return self.refused(name, problem, threshold, reports)
         reference_face, selfie_face = reference[0], selfie[0]
 
-        screen = looks_alike(reference_face.crop, selfie_face.crop)
-        likeness = photo_likeness(reference_face.crop, selfie_face.crop) if screen >= SCREEN_LIKENESS else None
+        screen, likeness = screened_likeness(reference_face.crop, selfie_face.crop)
         if likeness is not None and likeness >= SAME_PHOTO_LIKENESS:
             copy = ImageError(ImageProblem.SAME_PHOTO, "it is a copy of image1's photo (the same picture, resized, cropped, "
                                                        "re-encoded or in grey), not a new photo of a face")

@@ -27,6 +27,13 @@ class Face:
     box: tuple[float, float, float, float]
     eye_distance: float
 
+    @classmethod
+    def of(cls, found) -> Face:
+        """The chosen face of a `faceverify.verifier.FoundFace` (aligned and assessed), in the
+        original photo's pixels."""
+        scale = found.image.scale
+        return cls(box=tuple(v / scale for v in found.face.box), eye_distance=found.quality.measures.eye_distance)
+
 
 def gaussian_blur(photo: np.ndarray, face: Face, sigma: float, seed: int = 0) -> np.ndarray:
     """Out of focus: a Gaussian blur whose sigma is `sigma` eye distances."""

@@ -127,11 +127,6 @@ def _judge(reference, probe) -> Answer:
     return answer_of(_verifier.judge(reference, examined, _threshold))
 
 
-def _face_of(found) -> Face:
-    scale = found.image.scale
-    return Face(box=tuple(v / scale for v in found.face.box), eye_distance=found.quality.measures.eye_distance)
-
-
 def _portrait_cut_out(card: bytes, found) -> bytes | None:
     """The card's chosen face (`found`, examined) cut out with a margin of 60% of its box, as
     someone would crop it; None when the card has no usable face."""
@@ -185,7 +180,7 @@ def _run(task: Task) -> tuple[int, dict]:
         results["side"] = "right" if side_seed % 2 else "left"
         results["second_face"] = {
             size: _judge(reference, encode_jpeg(BY_NAME["second face"].apply(
-                probe, _face_of(second_found), size, side_seed, other=other, other_face=_face_of(other_found))))
+                probe, Face.of(second_found), size, side_seed, other=other, other_face=Face.of(other_found))))
             for size in SECOND_FACE_SIZES
         }
     return task.index, results

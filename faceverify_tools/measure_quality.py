@@ -123,8 +123,7 @@ def run_image(data, reference: np.ndarray | None = None) -> Outcome:
     raw = np.asarray(_verifier.pack.recognizer.get_feat(found.crop), dtype=np.float64).ravel()
     norm = float(np.linalg.norm(raw))
     embedding = (raw / norm).astype(np.float32)
-    scale = found.image.scale
-    face = Face(box=tuple(v / scale for v in found.face.box), eye_distance=found.quality.measures.eye_distance)
+    face = Face.of(found)
     similarity = float(np.clip(embedding @ reference, -1, 1)) if reference is not None else None
     return Outcome(None, embedding if reference is None else None, norm, found.quality.measures, face, similarity)
 
@@ -361,8 +360,7 @@ def second_face_control(pack_path: Path, pairs: list[Pair], images: Path, sizes=
     threshold = verifier.default_threshold
     keys = sorted({key for pair in pairs for key in (pair.first, pair.second)})
     found = {key: verifier.examine(image_path(images, key), Role.PROBE) for key in keys}
-    faces = {key: Face(box=tuple(v / f.image.scale for v in f.face.box), eye_distance=f.quality.measures.eye_distance)
-             if problem is None else None for key, (f, problem) in found.items()}
+    faces = {key: Face.of(f) if problem is None else None for key, (f, problem) in found.items()}
     embeddings = {key: verifier.embed([f])[0] for key, (f, problem) in found.items() if problem is None}
     pick_other = other_person(faces)
     genuine = [pair for pair in pairs if pair.genuine and faces[pair.first] and faces[pair.second]]

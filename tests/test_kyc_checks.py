@@ -111,14 +111,11 @@ def test_the_person_beside_a_stranger_of_the_same_size_is_not_matched_silently(v
     reference = PHOTO.read_bytes()
     probe_path = LFW / "images" / "Aaron_Peirsol" / "Aaron_Peirsol_0002.jpg"
     stranger_path = case("single-face/biden.jpg")
-    probe_found, stranger_found = verifier.find_face(probe_path.read_bytes()), verifier.find_face(stranger_path.read_bytes())
-
-    def face(found) -> Face:
-        return Face(box=tuple(v / found.image.scale for v in found.face.box), eye_distance=found.quality.measures.eye_distance)
+    probe_face, stranger_face = Face.of(verifier.find_face(probe_path.read_bytes())), Face.of(verifier.find_face(stranger_path.read_bytes()))
 
     for side in (0, 1):
-        composed = second_face(cv2.imread(str(probe_path)), face(probe_found), 1.0, side,
-                               other=cv2.imread(str(stranger_path)), other_face=face(stranger_found))
+        composed = second_face(cv2.imread(str(probe_path)), probe_face, 1.0, side,
+                               other=cv2.imread(str(stranger_path)), other_face=stranger_face)
         result = verifier.verify(reference, cv2.imencode(".png", composed)[1].tobytes())
         assert result.image2.face_count >= 2
         if result.error_code is None:

@@ -36,9 +36,7 @@ def quality_of(verifier, image, role: Role = Role.PROBE):
 
 def clean_face(verifier, path) -> tuple[np.ndarray, Face]:
     """A photo as BGR pixels and its face as the pipeline finds it (in the photo's pixels)."""
-    found = verifier.find_face(path)
-    box = tuple(v / found.image.scale for v in found.face.box)
-    return cv2.imread(str(path), cv2.IMREAD_COLOR), Face(box=box, eye_distance=found.quality.measures.eye_distance)
+    return cv2.imread(str(path), cv2.IMREAD_COLOR), Face.of(verifier.find_face(path))
 
 
 @pytest.mark.parametrize("name", SINGLE_FACES)
